@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from sim.scenario import EgoStates, TrafficLights, Tracks
+from sim.scenario import EgoStates, Tracks, TrafficLights
 
 
 @dataclass(frozen=True)
