@@ -244,7 +244,8 @@ def empty_table(name: str) -> FeatureTable:
     """A layer with no rows and the schema's columns (typed: int64, float64, object)."""
     dtypes = {"int": np.int64, "float": np.float64, "str": object}
     cols = LAYER_SCHEMA.get(name, ("GEOMETRY", {}))[1]
-    return FeatureTable(np.zeros(0, np.int64), np.zeros(0, object), {c: np.zeros(0, dtypes[k]) for c, k in cols.items()})
+    return FeatureTable(np.zeros(0, np.int64), np.zeros(0, object),
+                        {c: np.zeros(0, dtypes[k]) for c, k in cols.items()})
 
 
 def _write_meta(con: sqlite3.Connection, crs: str) -> None:
