@@ -1,0 +1,1 @@
+"""Ego dynamics: nuPlan's kinematic bicycle, LQR tracker and two-stage controller, batched over trajectories."""
