@@ -238,51 +238,64 @@ class LogDB:
                         route_roadblock_ids=route, mission_goal=goal, history_steps=h, tags=tags)
 
     def _tracks(self, pc_tokens: list[bytes]) -> Tracks:
-        """``(N, T)`` boxes over the union of tracks seen at these lidar_pcs (ordered by first appearance, then
-        token); sizes from each track's first box in the window."""
+        """``(N, T)`` boxes over the union of tracks seen at these lidar_pcs, ordered by first appearance, then
+        token. Sizes and categories come from the ``track`` rows (one size per track; the earliest box in the
+        window stands in where a track row has no size)."""
         t = len(pc_tokens)
-        rows = self._all(
-            f"""SELECT lb.lidar_pc_token, lb.track_token, lb.x, lb.y, lb.yaw, lb.vx, lb.vy,
-                       lb.length, lb.width, lb.height, c.name
-                FROM lidar_box AS lb
-                JOIN track AS tr ON tr.token = lb.track_token
-                JOIN category AS c ON c.token = tr.category_token
-                WHERE lb.lidar_pc_token IN ({', '.join('?' * t)})""", pc_tokens)
+        # The step index comes back from SQL (a VALUES table joined on the token): small ints are far cheaper
+        # to fetch than 8-byte BLOBs, and the per-row cost of the Python driver dominates this query.
+        steps_sql = ", ".join(f"(?, {i})" for i in range(t))
+        rows = self._all(f"""WITH w(tok, step) AS (VALUES {steps_sql})
+                             SELECT w.step, lb.track_token, lb.x, lb.y, lb.yaw, lb.vx, lb.vy
+                             FROM w JOIN lidar_box AS lb ON lb.lidar_pc_token = w.tok""", pc_tokens)
         if not rows:
             return Tracks.empty(t)
-        step_of = {tok: i for i, tok in enumerate(pc_tokens)}
-        steps = np.fromiter((step_of[bytes(r[0])] for r in rows), np.int64, len(rows))
-        track_keys = [bytes(r[1]).hex() for r in rows]
-        vals = np.array([r[2:10] for r in rows], dtype=np.float64)
-        names = [r[10] for r in rows]
-        uniq, inverse = np.unique(np.array(track_keys), return_inverse=True)
-        first = np.full(len(uniq), t, np.int64)
-        np.minimum.at(first, inverse, steps)
-        order = np.lexsort((np.arange(len(uniq)), first))  # first appearance, then token (uniq is sorted)
+        step_col, track_col, *value_cols = zip(*rows, strict=True)
+        steps = np.array(step_col, dtype=np.int64)
+        vals = np.column_stack([np.array(c, dtype=np.float64) for c in value_cols])  # x, y, yaw, vx, vy
+        joined = b"".join(track_col)
+        if len(joined) != 8 * len(rows):
+            raise DataError(self.path, "lidar_box.track_token values are not all 8-byte BLOBs", "8-byte tokens")
+        uniq, raw = np.unique(np.frombuffer(joined, dtype=">u8"), return_inverse=True)
+        keys = [int(u).to_bytes(8, "big") for u in uniq]
+        hex_tokens = np.array([k.hex() for k in keys], dtype="<U16")
+        first = np.full(len(keys), t, np.int64)
+        np.minimum.at(first, raw, steps)
+        order = np.lexsort((hex_tokens, first))
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
-        idx = rank[inverse]
-        n = len(uniq)
+        idx = rank[raw]
+        n = len(keys)
         pose = np.full((n, t, 3), np.nan)
         vel = np.zeros((n, t, 2))
         valid = np.zeros((n, t), bool)
         pose[idx, steps] = vals[:, 0:3]
         vel[idx, steps] = vals[:, 3:5]
         valid[idx, steps] = True
-        # Size and category from each track's earliest row in the window.
-        earliest = np.lexsort((steps, idx))
-        head = earliest[np.r_[True, idx[earliest][1:] != idx[earliest][:-1]]]
-        size = vals[head][:, 5:8]
+        pose[..., 2] = wrap_angle(pose[..., 2])
+
+        ordered_keys = [keys[k] for k in order]
+        info = {bytes(r[0]): r[1:] for r in self._all(
+            f"""SELECT tr.token, tr.length, tr.width, tr.height, c.name
+                FROM track AS tr JOIN category AS c ON c.token = tr.category_token
+                WHERE tr.token IN ({', '.join('?' * n)})""", ordered_keys)}
+        size = np.zeros((n, 3))
         category = np.empty(n, np.int8)
-        for j, row_i in zip(idx[head], head, strict=True):
-            name = names[row_i]
+        for j, key in enumerate(ordered_keys):
+            if key not in info:
+                raise DataError(self.path, f"lidar_box references track {bytes(key).hex()} with no track / "
+                                "category row", "a track row for every lidar_box.track_token")
+            length, width, height, name = info[key]
             if name not in CATEGORY_BY_NAME:
                 raise DataError(self.path, f"category name {name!r} is unknown", f"one of {sorted(CATEGORY_BY_NAME)}")
             category[j] = CATEGORY_BY_NAME[name]
+            if None in (length, width, height):
+                length, width, height = self._one(
+                    "SELECT length, width, height FROM lidar_box WHERE track_token = ? AND lidar_pc_token = ?",
+                    (key, pc_tokens[int(first[order[j]])]))
+            size[j] = (length, width, height)
         vel[np.isin(category, STATIC_CATEGORIES)] = 0.0  # the devkit gives static objects no velocity
-        pose[..., 2] = wrap_angle(pose[..., 2])
-        return Tracks(token=uniq[order].astype("<U16"), category=category, size=size[order], pose=pose,
-                      velocity=vel, valid=valid)
+        return Tracks(token=hex_tokens[order], category=category, size=size, pose=pose, velocity=vel, valid=valid)
 
     def _lights(self, pc_tokens: list[bytes]) -> TrafficLights:
         """``(T, L)`` status of every lane connector reported in the window (UNKNOWN where not reported)."""

@@ -129,7 +129,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "lidar_pc": ("token", "ego_pose_token", "lidar_token", "scene_token", "timestamp"),
     "lidar_box": ("token", "lidar_pc_token", "track_token", "x", "y", "width", "length", "height", "vx", "vy",
                   "yaw"),
-    "track": ("token", "category_token"),
+    "track": ("token", "category_token", "width", "length", "height"),
     "category": ("token", "name"),
     "scene": ("token", "name", "goal_ego_pose_token", "roadblock_ids"),
     "scenario_tag": ("token", "lidar_pc_token", "type"),

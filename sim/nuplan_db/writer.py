@@ -44,23 +44,33 @@ _CATEGORY_DESCRIPTIONS = {
     Category.CZONE_SIGN: "Construction-zone signs.",
     Category.GENERIC_OBJECT: "Other objects on or near the road.",
 }
+#: lidar_box rows built per batch (bounds the writer's memory on long logs; does not change the bytes).
+BOX_CHUNK_ROWS = 200_000
+
 _LIGHT_STRING = {TrafficLightStatus.GREEN: "green", TrafficLightStatus.YELLOW: "yellow",
                  TrafficLightStatus.RED: "red"}
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-def make_tokens(log_name: str, table: str, count: int) -> list[bytes]:
-    """``count`` deterministic 8-byte tokens for rows of ``table``: a per-(log, table) seed (blake2b) plus the row
-    index, scrambled by the splitmix64 finaliser. The finaliser is a bijection, so tokens within a table are
-    unique; across tables and logs they differ with overwhelming probability."""
+def token_ints(log_name: str, table: str, count: int) -> npt.NDArray[np.uint64]:
+    """``count`` deterministic 64-bit token values for rows of ``table``: a per-(log, table) seed (blake2b) plus
+    the row index, scrambled by the splitmix64 finaliser. The finaliser is a bijection, so tokens within a table
+    are unique; across tables and logs they differ with overwhelming probability."""
     seed = int.from_bytes(hashlib.blake2b(f"{log_name}/{table}".encode(), digest_size=8).digest(), "big")
     with np.errstate(over="ignore"):
         z = np.uint64(seed) + np.arange(count, dtype=np.uint64)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    raw = (z & _M64).astype(">u8").tobytes()
-    return [raw[i:i + 8] for i in range(0, 8 * count, 8)]
+        return z ^ (z >> np.uint64(31))
+
+
+def _as_blobs(values: npt.NDArray[np.uint64]) -> list[bytes]:
+    raw = values.astype(">u8").tobytes()
+    return [raw[i:i + 8] for i in range(0, len(raw), 8)]
+
+
+def make_tokens(log_name: str, table: str, count: int) -> list[bytes]:
+    """``count`` deterministic 8-byte BLOB tokens for rows of ``table`` (see :func:`token_ints`)."""
+    return _as_blobs(token_ints(log_name, table, count))
 
 
 def heading_to_quaternion(heading: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -263,12 +273,11 @@ def _write_tables(con: sqlite3.Connection, rec: LogRecording) -> None:
 def _write_boxes(con: sqlite3.Connection, rec: LogRecording, pc_tokens: list[bytes],
                  track_tokens: list[bytes]) -> None:
     """lidar_box rows, frame by frame (so the boxes of neighbouring frames share disk pages), each linked to the
-    previous / next observation of the same track."""
+    previous / next observation of the same track (across gaps). Built in chunks to bound memory."""
     tr = rec.tracks
-    valid = np.asarray(tr.valid, dtype=bool)
-    frame_of, track_of = np.nonzero(valid.T)  # frame-major order
+    frame_of, track_of = np.nonzero(np.asarray(tr.valid, dtype=bool).T)  # frame-major order
     m = len(frame_of)
-    box_tokens = make_tokens(rec.log_name, "lidar_box", m)
+    tokens = token_ints(rec.log_name, "lidar_box", m)
     # next / prev: order the rows by (track, frame) and link neighbours of the same track.
     by_track = np.lexsort((frame_of, track_of))
     same_next = track_of[by_track[1:]] == track_of[by_track[:-1]]
@@ -276,12 +285,21 @@ def _write_boxes(con: sqlite3.Connection, rec: LogRecording, pc_tokens: list[byt
     prv = np.full(m, -1, np.int64)
     nxt[by_track[:-1][same_next]] = by_track[1:][same_next]
     prv[by_track[1:][same_next]] = by_track[:-1][same_next]
-    pose = np.asarray(tr.pose, dtype=np.float64)[track_of, frame_of]
-    vel = np.asarray(tr.velocity, dtype=np.float64)[track_of, frame_of]
-    size = np.asarray(tr.size, dtype=np.float64)[track_of]
-    cols = np.column_stack([pose[:, 0], pose[:, 1], size[:, 2] / 2.0, size[:, 1], size[:, 0], size[:, 2],
-                            vel[:, 0], vel[:, 1], np.zeros(m), pose[:, 2], np.ones(m)]).tolist()
-    fr, tk, nx, pv = frame_of.tolist(), track_of.tolist(), nxt.tolist(), prv.tolist()
-    _insert(con, "lidar_box", ((box_tokens[j], pc_tokens[fr[j]], track_tokens[tk[j]],
-                                box_tokens[nx[j]] if nx[j] >= 0 else None, box_tokens[pv[j]] if pv[j] >= 0 else None,
-                                *cols[j]) for j in range(m)))
+    pose_all = np.asarray(tr.pose, dtype=np.float64)
+    vel_all = np.asarray(tr.velocity, dtype=np.float64)
+    size_all = np.asarray(tr.size, dtype=np.float64)
+    chunk = BOX_CHUNK_ROWS
+    for a in range(0, m, chunk):
+        s = slice(a, min(a + chunk, m))
+        fr, tk = frame_of[s], track_of[s]
+        pose, vel, size = pose_all[tk, fr], vel_all[tk, fr], size_all[tk]
+        k = len(fr)
+        cols = np.column_stack([pose[:, 0], pose[:, 1], size[:, 2] / 2.0, size[:, 1], size[:, 0], size[:, 2],
+                                vel[:, 0], vel[:, 1], np.zeros(k), pose[:, 2], np.ones(k)]).tolist()
+        own = _as_blobs(tokens[s])
+        nx = _as_blobs(tokens[np.maximum(nxt[s], 0)])
+        pv = _as_blobs(tokens[np.maximum(prv[s], 0)])
+        has_n, has_p = (nxt[s] >= 0).tolist(), (prv[s] >= 0).tolist()
+        fl, tl = fr.tolist(), tk.tolist()
+        _insert(con, "lidar_box", ((own[j], pc_tokens[fl[j]], track_tokens[tl[j]], nx[j] if has_n[j] else None,
+                                    pv[j] if has_p[j] else None, *cols[j]) for j in range(k)))

@@ -14,6 +14,7 @@ import pytest
 from sim.categories import TrafficLightStatus
 from sim.errors import DataError
 from sim.geometry import wrap_angle
+from sim.nuplan_db import writer
 from sim.nuplan_db.recording import LogRecording
 from sim.nuplan_db.schema import TABLES, dumps_floats, loads_floats
 from sim.nuplan_db.writer import make_tokens, write_log
@@ -84,6 +85,13 @@ def test_same_recording_gives_identical_bytes(recording: LogRecording, tmp_path:
     assert a == b
     other = dataclasses.replace(recording, log_name="2021.06.07.12.54.00_veh-35_00000_00001")
     assert write_log(other, tmp_path / "c" / "x.db").read_bytes() != a
+
+
+def test_batched_box_writing_gives_the_same_bytes(recording: LogRecording, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = write_log(recording, tmp_path / "a.db").read_bytes()
+    monkeypatch.setattr(writer, "BOX_CHUNK_ROWS", 7)
+    assert write_log(recording, tmp_path / "b.db").read_bytes() == whole
 
 
 def test_write_is_atomic_and_leaves_no_temp_files(recording: LogRecording, tmp_path: Path) -> None:
@@ -196,6 +204,22 @@ def test_pickled_blobs_read_by_plain_pickle_and_restricted_unpickler(db_path: Pa
     assert not marker.exists()
     with pytest.raises(ValueError):
         loads_floats(pickle.dumps(["a", 1.0]))
+
+
+class Translation(list):
+    """Same shape as the devkit's ``Translation`` (a list subclass)."""
+
+
+def test_devkit_list_wrappers_unpickle_as_lists() -> None:
+    # Blobs pickled from the devkit's list wrappers name their module; they must load as lists (protocol 2 writes
+    # the class as a text GLOBAL, so the module path can be swapped in without the devkit installed).
+    blob = pickle.dumps(Translation([1.0, 2.0, 3.0]), protocol=2)
+    here = f"c{Translation.__module__}\nTranslation\n".encode()
+    assert here in blob
+    blob = blob.replace(here, b"cnuplan.database.common.data_types\nTranslation\n")
+    assert loads_floats(blob) == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="not allowed"):
+        loads_floats(blob.replace(b"Translation", b"Evil_Class_"))
 
 
 @pytest.mark.parametrize(("change", "field"), [
