@@ -6,7 +6,7 @@ loads in one process: the same :class:`MapAPI` object from the LRU (the file's s
 each call, so an edited map is reloaded).
 
 The cache lives in ``cache_root`` (default: ``$DISTIPLAN_MAP_CACHE`` or ``<maps_root>/.distiplan_cache``) as
-``<location>/<version>/<hash of the gpkg's absolute path>/layers-v<format>.npz``. If the cache folder cannot
+``<location>/<version>/<hash of the gpkg's absolute path>/layers-v<format>.bin``. If the cache folder cannot
 be written, the map is still loaded (from the GPKG) and a warning is logged.
 """
 
@@ -40,7 +40,7 @@ def default_cache_root(maps_root: str | Path) -> Path:
 def cache_file(cache_root: str | Path, gpkg: str | Path, location: str, version: str) -> Path:
     """Where the layer cache of ``gpkg`` lives (one folder per absolute gpkg path: two maps roots never clash)."""
     key = hashlib.sha1(str(Path(gpkg).resolve()).encode()).hexdigest()[:12]
-    return Path(cache_root) / location / version / key / f"layers-v{cache.CACHE_FORMAT_VERSION}.npz"
+    return Path(cache_root) / location / version / key / f"layers-v{cache.CACHE_FORMAT_VERSION}.bin"
 
 
 def load_layers_cached(gpkg: str | Path, location: str, version: str, cache_root: str | Path) -> MapLayers:

@@ -215,3 +215,21 @@ def test_sqlite_but_not_geopackage(tmp_path: Path) -> None:
     with pytest.raises(DataError) as err:
         read_gpkg(path)
     _one_line_error(err, path, "not a GeoPackage")
+
+
+def test_reads_a_gdal_written_geopackage(junction: MapLayers, tmp_path: Path) -> None:
+    """Real nuPlan maps are GDAL-made (rtree indexes, gpkg_ogr_contents, -1 or NULL ids): we read those too."""
+    pyogrio = pytest.importorskip("pyogrio")
+    path = tmp_path / "loc" / "1.0" / "map.gpkg"
+    path.parent.mkdir(parents=True)
+    for name, (gtype, cols) in LAYER_SCHEMA.items():
+        t = junction.layers[name]
+        data = [t.fid] + [t.columns[c].astype(str) if k == "str" else t.columns[c] for c, k in cols.items()]
+        pyogrio.raw.write(path, shapely.to_wkb(t.geometry), data, ["fid", *cols], layer=name, driver="GPKG",
+                          crs="EPSG:32611", geometry_type={"POLYGON": "Polygon", "LINESTRING": "LineString"}[gtype],
+                          append=path.exists())
+    pyogrio.raw.write(path, None, [np.array(["geographicCoordSystem", "projectedCoordSystem"], dtype=object),
+                                   np.array(["epsg:4326", "epsg:32611"], dtype=object)], ["key", "value"],
+                      layer="meta", driver="GPKG", append=True, geometry_type=None)
+    back = read_gpkg(path, location=junction.location, version=junction.version)
+    assert_layers_equal(MapLayers(junction.location, junction.version, "epsg:32611", junction.layers), back)

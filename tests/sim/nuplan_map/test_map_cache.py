@@ -37,7 +37,7 @@ def _cache(maps_root: Path, cache_root: Path) -> Path:
 
 def test_cache_file_round_trip(tmp_path: Path) -> None:
     layers = junction_layers()
-    path = cache.save_layers(layers, tmp_path / "c.npz", cache.SourceStamp(1, 2, "ab"))
+    path = cache.save_layers(layers, tmp_path / "c.bin", cache.SourceStamp(1, 2, "ab"))
     assert_layers_equal(layers, cache.load_layers(path))
     assert cache.read_meta(path)["source"] == {"size": 1, "mtime_ns": 2, "sha256": "ab"}
 
@@ -98,7 +98,7 @@ def test_lru_returns_the_same_object(maps_root: Path, tmp_path: Path) -> None:
 def test_default_cache_root_is_under_maps_root(maps_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISTIPLAN_MAP_CACHE", raising=False)
     load_map(maps_root, LOC)
-    assert list((maps_root / ".distiplan_cache").rglob("layers-v*.npz"))
+    assert list((maps_root / ".distiplan_cache").rglob("layers-v*.bin"))
 
 
 def test_unknown_location(maps_root: Path) -> None:
