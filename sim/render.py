@@ -1,7 +1,7 @@
 """Bird's-eye images of a scenario on its map (matplotlib's Agg canvas directly: no pyplot, no display).
 
-:func:`render_scenario` writes one PNG; :func:`render_frames` returns RGB arrays (one per iteration) that a
-caller can turn into a GIF / MP4 (e.g. ``imageio.mimsave``). Both draw the same picture, centred on ego:
+:func:`render_scenario` writes one PNG; :func:`render_frames` returns RGB arrays (one per iteration) and
+:func:`save_animation` writes them as a GIF / MP4. Both draw the same picture, centred on ego:
 drivable area, lanes and lane connectors (with baselines), crosswalks, walkways, intersections, stop polygons,
 car parks, the route's roadblocks highlighted, traffic-light states on signalled connectors, agents as oriented
 boxes with a heading tick and a short id, the ego box, and optional trajectories (a plan, the expert's future).
@@ -244,3 +244,19 @@ def render_frames(scenario: Scenario, map_api: MapAPI, iterations: Sequence[int]
         canvas.draw()
         frames.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
     return frames
+
+
+def save_animation(frames: Sequence[npt.NDArray[np.uint8]], path: str | Path, fps: float = 10.0) -> Path:
+    """Write RGB frames as an animated GIF (``.gif``) or an H.264 video (``.mp4``, needs imageio-ffmpeg)."""
+    import imageio.v2 as iio2  # lazily: only animations need imageio
+    import imageio.v3 as iio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".gif":
+        iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=0)
+    elif path.suffix.lower() == ".mp4":
+        iio2.mimwrite(path, list(frames), fps=fps, macro_block_size=1)
+    else:
+        raise ValueError(f"{path}: unsupported animation format (expected .gif or .mp4)")
+    return path

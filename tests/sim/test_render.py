@@ -11,7 +11,7 @@ import pytest
 from sim.categories import Category, TrafficLightStatus
 from sim.nuplan_map.map_api import MapAPI
 from sim.nuplan_map.toy import DEFAULT_ORIGIN, junction_layers
-from sim.render import LIGHT_COLORS, RenderOptions, render_frames, render_scenario
+from sim.render import LIGHT_COLORS, RenderOptions, render_frames, render_scenario, save_animation
 from sim.scenario import EgoStates, Scenario, Tracks, TrafficLights
 from sim.trajectory import Trajectory
 
@@ -69,10 +69,12 @@ def test_render_scenario_png(scenario: Scenario, town: MapAPI, tmp_path: Path) -
         assert _has_color(img, color), color
 
 
-def test_render_frames_follow_the_ego(scenario: Scenario, town: MapAPI) -> None:
+def test_render_frames_follow_the_ego(scenario: Scenario, town: MapAPI, tmp_path: Path) -> None:
     frames = render_frames(scenario, town, [0, 50, 100], RenderOptions(radius=40.0, size_px=300))
     assert len(frames) == 3 and all(f.shape == (300, 300, 3) and f.dtype == np.uint8 for f in frames)
     assert not np.array_equal(frames[0], frames[1])
     closed_loop = render_frames(scenario, town, [0], RenderOptions(size_px=300),
                                 ego_poses=scenario.ego.pose[[scenario.index(0)]] + [0.0, -3.5, 0.0])
     assert not np.array_equal(closed_loop[0], render_frames(scenario, town, [0], RenderOptions(size_px=300))[0])
+    gif = save_animation(frames, tmp_path / "anim.gif", fps=5)
+    assert iio.imread(gif).shape == (3, 300, 300, 3)
