@@ -199,8 +199,11 @@ def write_gpkg(layers: MapLayers, path: str | Path) -> Path:
             _write_layer(con, path, name, table, srs_id)
         _write_meta(con, layers.crs)
         con.execute("COMMIT")
-    finally:
+    except BaseException:
         con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
     os.replace(tmp, path)
     return path
 
@@ -214,10 +217,10 @@ def _write_layer(con: sqlite3.Connection, path: Path, name: str, table: FeatureT
                               f"all columns of LAYER_SCHEMA['{name}']")
     cols = list(schema_cols) + sorted(c for c in table.columns if c not in schema_cols)
     kinds = [schema_cols.get(c) or _column_kind(np.asarray(table.columns[c])) for c in cols]
-    for c in cols:
-        if len(table.columns[c]) != n or len(table.geometry) != n:
-            raise SchemaError(path, f"cannot write layer '{name}': column '{c}' has {len(table.columns[c])} "
-                              f"rows, fid has {n}", "equal lengths")
+    for c, values in [("geometry", table.geometry)] + [(c, table.columns[c]) for c in cols]:
+        if len(values) != n:
+            raise SchemaError(path, f"cannot write layer '{name}': {c} has {len(values)} rows, fid has {n}",
+                              "equal lengths")
     order = np.argsort(np.asarray(table.fid, dtype=np.int64), kind="stable")
     fid = np.asarray(table.fid, dtype=np.int64)[order]
     geoms = np.asarray(table.geometry, dtype=object).reshape(-1)[order]

@@ -233,3 +233,15 @@ def test_reads_a_gdal_written_geopackage(junction: MapLayers, tmp_path: Path) ->
                       layer="meta", driver="GPKG", append=True, geometry_type=None)
     back = read_gpkg(path, location=junction.location, version=junction.version)
     assert_layers_equal(MapLayers(junction.location, junction.version, "epsg:32611", junction.layers), back)
+
+
+def test_writer_rejects_incomplete_tables(junction: MapLayers, tmp_path: Path) -> None:
+    lanes = junction.layers["lanes_polygons"]
+    short = FeatureTable(lanes.fid, lanes.geometry[:-1], lanes.columns)
+    with pytest.raises(SchemaError, match="lanes_polygons.*geometry has 15 rows, fid has 16"):
+        write_gpkg(MapLayers("l", "v", "epsg:32611", {"lanes_polygons": short}), tmp_path / "map.gpkg")
+    cols = {c: v for c, v in lanes.columns.items() if c != "lane_index"}
+    with pytest.raises(SchemaError, match="column 'lane_index' missing"):
+        write_gpkg(MapLayers("l", "v", "epsg:32611", {"lanes_polygons": FeatureTable(lanes.fid, lanes.geometry, cols)}),
+                   tmp_path / "map.gpkg")
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind
