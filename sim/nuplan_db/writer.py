@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-import tempfile
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -174,8 +175,9 @@ def write_log(recording: LogRecording, path: str | Path) -> Path:
     validate_recording(recording)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # A fresh temporary name in the same folder (so the rename is atomic); sqlite creates it with the usual
+    # permissions (umask), unlike mkstemp's 0600.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}.tmp"
     try:
         con = sqlite3.connect(tmp, isolation_level=None)
         try:

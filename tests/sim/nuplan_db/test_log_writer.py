@@ -90,7 +90,7 @@ def test_same_recording_gives_identical_bytes(recording: LogRecording, tmp_path:
 def test_batched_box_writing_gives_the_same_bytes(recording: LogRecording, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     whole = write_log(recording, tmp_path / "a.db").read_bytes()
-    monkeypatch.setattr(writer, "BOX_CHUNK_ROWS", 7)
+    monkeypatch.setattr(writer, "BOX_CHUNK_ROWS", 1000)
     assert write_log(recording, tmp_path / "b.db").read_bytes() == whole
 
 
@@ -103,6 +103,9 @@ def test_write_is_atomic_and_leaves_no_temp_files(recording: LogRecording, tmp_p
         write_log(bad, target)
     assert target.read_bytes() == before  # the old file survives a failed write
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.db"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_tokens_are_deterministic_and_unique() -> None:
@@ -154,21 +157,28 @@ def test_lidar_box_rows_and_links(db_path: Path, recording: LogRecording) -> Non
                                  lb.yaw, lb.length, lb.width, lb.height, lb.vx, lb.vy
                           FROM lidar_box lb JOIN lidar_pc lp ON lp.token = lb.lidar_pc_token""")
     assert len(rows) == int(tr.valid.sum())
-    frame = {int(t): i for i, t in enumerate(recording.timestamp_us)}
-    track = {t: i for i, t in enumerate(tr.token)}
-    by_token = {r[0]: r for r in rows}
-    for r in rows:
-        n, f = track[r[3].hex()], frame[r[4]]
-        assert tr.valid[n, f]
-        np.testing.assert_array_equal(r[5:8], tr.pose[n, f])
-        np.testing.assert_array_equal(r[8:11], tr.size[n])
-        np.testing.assert_array_equal(r[11:13], tr.velocity[n, f])
-        later = np.flatnonzero(tr.valid[n, f + 1:])
-        if len(later):  # next = the same track's next observation (across gaps)
-            nxt = by_token[r[1]]
-            assert nxt[3] == r[3] and frame[nxt[4]] == f + 1 + later[0] and nxt[2] == r[0]
-        else:
-            assert r[1] is None
+    frame_of = {int(t): i for i, t in enumerate(recording.timestamp_us)}
+    track_of = {t: i for i, t in enumerate(tr.token)}
+    n = np.array([track_of[r[3].hex()] for r in rows])
+    f = np.array([frame_of[r[4]] for r in rows])
+    vals = np.array([r[5:] for r in rows], dtype=np.float64)
+    assert tr.valid[n, f].all()
+    np.testing.assert_array_equal(vals[:, 0:3], tr.pose[n, f])
+    np.testing.assert_array_equal(vals[:, 3:6], tr.size[n])
+    np.testing.assert_array_equal(vals[:, 6:8], tr.velocity[n, f])
+    # next / prev = the same track's next / previous observation, across gaps.
+    row_of = {r[0]: k for k, r in enumerate(rows)}
+    nxt = np.array([row_of[r[1]] if r[1] is not None else -1 for r in rows])
+    prv = np.array([row_of[r[2]] if r[2] is not None else -1 for r in rows])
+    order = np.lexsort((f, n))
+    same = n[order][1:] == n[order][:-1]
+    expect_next = np.full(len(rows), -1)
+    expect_next[order[:-1][same]] = order[1:][same]
+    np.testing.assert_array_equal(nxt, expect_next)
+    assert np.all(prv[nxt[nxt >= 0]] == np.flatnonzero(nxt >= 0))
+    assert (prv == -1).sum() == len(tr)  # one chain per track
+    gaps = (f[order][1:] - f[order][:-1])[same]
+    assert gaps.max() > 1  # the fixture has a track with a gap, linked across it
     cats = {r[0] for r in _q(db_path, "SELECT name FROM category")}
     assert cats == {"vehicle", "bicycle", "pedestrian", "traffic_cone", "barrier", "czone_sign", "generic_object"}
     track_rows = _q(db_path, "SELECT t.token, c.name FROM track t JOIN category c ON c.token = t.category_token")
