@@ -144,6 +144,8 @@ def make_tracks(poses, speeds, categories, sizes=((4.0, 2.0),)) -> Tracks:
     """Tracks from poses ``(N, T, 3)`` (box centres), speeds ``(N,)`` or ``(N, T)`` along the heading."""
     p = np.asarray(poses, np.float64)
     n, t = p.shape[:2]
+    if n == 0:
+        return Tracks.empty(t)
     s = np.broadcast_to(np.asarray(speeds, np.float64).reshape(n, -1), (n, t))
     vel = s[..., None] * np.stack([np.cos(p[..., 2]), np.sin(p[..., 2])], -1)
     sz = np.broadcast_to(np.asarray(sizes, np.float64), (n, 2))
