@@ -1,0 +1,915 @@
+"""PDM score: the vectorized trajectory scorer behind the expert's choice, the teacher labels and NAVSIM's PDMS.
+
+One implementation, three users. :func:`build_scoring_world` turns the map, the route, the current ego state,
+the tracked objects and the traffic lights into a :class:`ScoringWorld` (frozen arrays plus rasters);
+:func:`score_trajectories` scores K simulated ego rollouts ``(K, T+1)`` against it and returns
+:class:`PDMScores`: one column per rule of :data:`RULES` and the aggregate.
+
+Rules (semantics of tuplan_garage's PDM scorer and NAVSIM, re-derived from their documentation):
+
+- ``no_at_fault_collision`` (NC, multiplier, {0, 0.5, 1}): ego box vs every object box at each of the T+1
+  states. Each object counts once, at its first contact. Contact classification (first match wins; nuPlan's
+  stopped threshold 0.05 m/s): ego stopped -> not at fault; object static or stopped -> at fault; object
+  centre behind the ego (angle from the rear-axle heading > 150 deg) -> not at fault; ego front bumper
+  (segment FL-FR) touches the object -> at fault; otherwise lateral -> at fault only while ego is in
+  multiple lanes or partly outside the drivable area. At fault: 0 for agents (vehicle, pedestrian, bicycle),
+  0.5 for static objects; NC is the minimum (PDM's rule: two cones still give 0.5).
+- ``drivable_area`` (DAC, multiplier, {0, 1}): 0 if any box corner at any state is outside the drivable
+  surface = lanes and lane connectors united with the map's drivable area (road segments, intersections,
+  generic drivable areas, car parks). PDM uses lanes/connectors/car parks only; the union is nuPlan's DAC
+  surface without its 0.3 m tolerance.
+- ``driving_direction`` (DDC, {0, 0.5, 1}): per step, the distance travelled by the box centre while it lies
+  outside every on-route lane / connector ("oncoming traffic"), summed over a sliding 1 s window; the
+  maximum window sum < 2 m -> 1, < 6 m -> 0.5, else 0.
+- ``traffic_light`` (TLC, {0, 1}): 0 if the ego box touches a red-light lane connector of the route at any
+  state (NAVSIM v2). Connectors the ego box already touches at the current state are left out.
+- ``time_to_collision`` (TTC, weight 5, {0, 1}): at each state the ego box is moved ahead at its current
+  speed and heading by 0.0 / 0.3 / 0.6 / 0.9 s and checked against the objects at that future time. A hit
+  counts unless the ego is (nearly) stopped (< 5e-3 m/s) or the object was already touched without fault;
+  it needs the object ahead (< 30 deg from the rear-axle heading) or the ego in multiple lanes / outside the
+  drivable area / with its rear axle in an intersection and the object not behind (<= 150 deg).
+  An at-fault collision also sets TTC to 0.
+- ``ego_progress`` (EP, weight 5, [0, 1]): raw progress = arc length of the box centre projected on the
+  route centerline, last state minus first, clipped at 0. It is multiplied by the trajectory's multiplier
+  product and divided by the best such value of the batch (optionally also a reference, e.g. NAVSIM's
+  PDM-Closed); if that best value is <= ``progress_threshold`` (5 m as NAVSIM; tuplan_garage used 0.1 m)
+  every trajectory with a non-zero multiplier gets 1 and the others 0.
+- ``comfort`` (C, weight 2, {0, 1}): nuPlan's six comfort series with Savitzky-Golay derivatives (same
+  conventions as :mod:`sim.metrics.comfort`), all strictly inside their bounds.
+
+Aggregate (``PDMScores.pdm_score``): NC x DAC x DDC x TLC x (5 TTC + 5 EP + 2 C) / 12. NAVSIM v1's PDMS
+(NC x DAC x (5 TTC + 5 EP + 2 C) / 12, EP re-normalised with the NC x DAC multiplier) is
+:func:`navsim_v1_pdms`.
+
+Everything is vectorized over trajectories x time x objects: a sweep-and-prune broad phase on box centres
+produces candidate (trajectory, state, object) triples, and the exact separating-axis test
+(:func:`sim.geometry.boxes_overlap`) runs on candidates only. Area look-ups go through boolean rasters
+(0.2 m) whose cells touched by a boundary fall back to exact shapely tests, so results are exact.
+Internally all coordinates are relative to the current rear-axle position (``ScoringWorld.origin``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from scipy.signal import savgol_filter
+
+from sim.categories import STATIC_CATEGORIES, TrafficLightStatus
+from sim.errors import DataError
+from sim.geometry import box_corners, boxes_overlap, wrap_angle
+from sim.nuplan_map.map_api import MapAPI
+from sim.scenario import EgoStates, Tracks
+from sim.vehicle import PACIFICA, VehicleParameters
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+
+RULES = ("no_at_fault_collision", "drivable_area", "driving_direction", "traffic_light", "time_to_collision",
+         "ego_progress", "comfort")
+NC, DAC, DDC, TLC, TTC, EP, COMFORT = range(len(RULES))
+#: Multipliers of :attr:`PDMScores.pdm_score`.
+PDM_MULTIPLIERS = ("no_at_fault_collision", "drivable_area", "driving_direction", "traffic_light")
+#: Weighted terms of both aggregates.
+PDM_WEIGHTS = {"time_to_collision": 5.0, "ego_progress": 5.0, "comfort": 2.0}
+NAVSIM_V1_MULTIPLIERS = ("no_at_fault_collision", "drivable_area")
+
+
+@dataclass(frozen=True)
+class ScoringParameters:
+    """Thresholds of the PDM scorer (tuplan_garage / NAVSIM values)."""
+
+    stopped_speed: float = 0.05  # m/s: ego / object counted as stopped for collision classification
+    ttc_stopped_speed: float = 5e-3  # m/s: no TTC violation below this ego speed
+    ttc_offsets_s: tuple[float, ...] = (0.0, 0.3, 0.6, 0.9)
+    ahead_angle: float = np.deg2rad(30.0)  # rad
+    behind_angle: float = np.deg2rad(150.0)  # rad
+    static_collision_score: float = 0.5
+    ddc_window_s: float = 1.0
+    ddc_compliance: float = 2.0  # m
+    ddc_violation: float = 6.0  # m
+    progress_threshold: float = 5.0  # m (NAVSIM; tuplan_garage: 0.1)
+    min_lon_accel: float = -4.05  # m/s^2
+    max_lon_accel: float = 2.40
+    max_abs_lat_accel: float = 4.89
+    max_abs_jerk: float = 8.37  # m/s^3
+    max_abs_lon_jerk: float = 4.13
+    max_abs_yaw_rate: float = 0.95  # rad/s
+    max_abs_yaw_accel: float = 1.93  # rad/s^2
+
+
+DEFAULT_SCORING = ScoringParameters()
+
+
+# ---------------------------------------------------------------------------------------------- area rasters
+@dataclass(frozen=True, eq=False)
+class AreaRaster:
+    """Point-in-area look-up: a boolean grid plus exact fallback.
+
+    ``inside`` ``(H, W)`` is the area at each cell centre; ``uncertain`` marks cells within one cell of the
+    area's boundary, where (and outside the grid) :meth:`contains` asks shapely (``geometry``, in the global
+    frame). Cell ``(r, c)`` spans ``origin + (c, r) * resolution`` .. ``+ resolution`` (local frame).
+    """
+
+    origin: F64  # (2,) lower-left corner of the grid, local frame (m)
+    resolution: float  # m
+    inside: B
+    uncertain: B
+    geometry: shapely.Geometry | None  # prepared, global frame; None = empty area
+    frame_origin: F64  # (2,) global xy of the local frame's origin
+
+    def contains(self, x: npt.ArrayLike, y: npt.ArrayLike) -> B:
+        """Whether local points ``(...)`` lie in the area (boundary counts as inside)."""
+        x = np.asarray(x, np.float64)
+        y = np.asarray(y, np.float64)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        x, y = np.broadcast_to(x, shape).ravel(), np.broadcast_to(y, shape).ravel()
+        out = np.zeros(x.shape, bool)
+        if self.geometry is None:
+            return out.reshape(shape)
+        h, w = self.inside.shape
+        col = np.floor((x - self.origin[0]) / self.resolution)
+        row = np.floor((y - self.origin[1]) / self.resolution)
+        in_grid = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        flat = np.where(in_grid, row * w + col, 0).astype(np.int64)
+        out = self.inside.ravel()[flat] & in_grid
+        exact = ~in_grid | self.uncertain.ravel()[flat]
+        if exact.any():
+            out[exact] = shapely.intersects_xy(self.geometry, x[exact] + self.frame_origin[0],
+                                               y[exact] + self.frame_origin[1])
+        return out.reshape(shape)
+
+
+def _ring_edges(geometry: shapely.Geometry) -> F64:
+    """``(E, 4)`` edges x0, y0, x1, y1 of all rings of a (multi)polygon geometry."""
+    rings = shapely.get_rings(shapely.get_parts(geometry))
+    if len(rings) == 0:
+        return np.zeros((0, 4))
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    same = ring[1:] == ring[:-1]
+    return np.column_stack([xy[:-1][same], xy[1:][same]])
+
+
+def rasterize_edges(edges: F64, origin: F64, resolution: float, shape: tuple[int, int]) -> tuple[B, B]:
+    """Even-odd scanline fill of closed rings given as edges ``(E, 4)`` (local frame) on a grid.
+
+    Returns ``(inside, uncertain)`` ``(H, W)``: the area at each cell centre (exact) and the cells within one
+    cell of any edge (where a point may differ from its cell centre). Edges must include every edge crossing
+    the grid's rows (left and right of it too), so that the parity is right.
+    """
+    h, w = shape
+    inside = np.zeros(shape, bool)
+    uncertain = np.zeros(shape, bool)
+    if len(edges) == 0:
+        return inside, uncertain
+    x0, y0, x1, y1 = edges.T
+    ylo, yhi = np.minimum(y0, y1), np.maximum(y0, y1)
+    # Rows whose centre y lies in [ylo, yhi): the half-open rule gives an even count per row and ring.
+    r_lo = np.clip(np.ceil((ylo - origin[1]) / resolution - 0.5), 0, h).astype(np.int64)
+    r_hi = np.clip(np.ceil((yhi - origin[1]) / resolution - 0.5), 0, h).astype(np.int64)
+    counts = np.where(yhi > ylo, r_hi - r_lo, 0)
+    total = int(counts.sum())
+    if total:
+        e = np.repeat(np.arange(len(edges)), counts)
+        starts = np.cumsum(counts) - counts
+        row = r_lo[e] + np.arange(total) - starts[e]
+        yc = origin[1] + (row + 0.5) * resolution
+        xc = x0[e] + (yc - y0[e]) * (x1[e] - x0[e]) / (y1[e] - y0[e])
+        col = np.clip(np.ceil((xc - origin[0]) / resolution - 0.5), 0, w).astype(np.int64)
+        order = np.lexsort((xc, row))
+        row, col = row[order], col[order]
+        # Consecutive crossings of a row pair up as (enter, exit); paint [enter, exit) via a difference array.
+        enter = row[0::2] * (w + 1) + col[0::2]
+        leave = row[1::2] * (w + 1) + col[1::2]
+        size = h * (w + 1)
+        diff = np.bincount(enter, minlength=size) - np.bincount(leave, minlength=size)
+        inside = np.cumsum(diff.reshape(h, w + 1)[:, :w], axis=1) > 0
+    # Cells an edge passes through: sample every edge at half a cell, then grow by one cell.
+    lo = origin - resolution
+    hi = origin + np.array([w + 1, h + 1]) * resolution
+    near = ((np.maximum(x0, x1) >= lo[0]) & (np.minimum(x0, x1) <= hi[0]) & (yhi >= lo[1]) & (ylo <= hi[1]))
+    ex = edges[near]
+    if len(ex):
+        length = np.hypot(ex[:, 2] - ex[:, 0], ex[:, 3] - ex[:, 1])
+        n = np.ceil(length / (0.5 * resolution)).astype(np.int64) + 1
+        e = np.repeat(np.arange(len(ex)), n)
+        frac = (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)) / np.maximum(n[e] - 1, 1)
+        px = ex[e, 0] + frac * (ex[e, 2] - ex[e, 0])
+        py = ex[e, 1] + frac * (ex[e, 3] - ex[e, 1])
+        c = np.floor((px - origin[0]) / resolution).astype(np.int64)
+        r = np.floor((py - origin[1]) / resolution).astype(np.int64)
+        ok = (c >= 0) & (c < w) & (r >= 0) & (r < h)
+        touched = np.zeros(shape, bool)
+        touched[r[ok], c[ok]] = True
+        uncertain = touched.copy()
+        uncertain[1:] |= touched[:-1]
+        uncertain[:-1] |= touched[1:]
+        grown = uncertain.copy()
+        uncertain[:, 1:] |= grown[:, :-1]
+        uncertain[:, :-1] |= grown[:, 1:]
+    return inside, uncertain
+
+
+def area_raster(geometry: shapely.Geometry | None, frame_origin: F64, center: F64, half_size: float,
+                resolution: float, edges: F64 | None = None) -> AreaRaster:
+    """Raster of ``geometry`` (global frame, unioned) on the square ``center ± half_size`` (local frame)."""
+    cells = int(np.ceil(2.0 * half_size / resolution))
+    origin = np.asarray(center, np.float64) - half_size
+    if geometry is None or geometry.is_empty:
+        return AreaRaster(origin, resolution, np.zeros((1, 1), bool), np.zeros((1, 1), bool), None, frame_origin)
+    if edges is None:
+        edges = _ring_edges(geometry)
+    local = edges - np.tile(frame_origin, 2)
+    # Parity needs every edge crossing the grid's rows, wherever it lies in x.
+    ylo = np.minimum(local[:, 1], local[:, 3])
+    yhi = np.maximum(local[:, 1], local[:, 3])
+    band = (yhi >= origin[1]) & (ylo <= origin[1] + cells * resolution)
+    inside, uncertain = rasterize_edges(local[band], origin, resolution, (cells, cells))
+    shapely.prepare(geometry)
+    return AreaRaster(origin, resolution, inside, uncertain, geometry, np.asarray(frame_origin, np.float64))
+
+
+# Per-map caches: the drivable union (and its edges) is built once per MapAPI; route unions per route.
+_DRIVABLE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ROUTE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def drivable_surface(map_api: MapAPI) -> tuple[shapely.Geometry, F64]:
+    """The drivable surface (lanes, connectors and the map's drivable area, unioned) and its edges ``(E, 4)``.
+
+    Cached per map object.
+    """
+    cached = _DRIVABLE_CACHE.get(map_api)
+    if cached is None:
+        parts = np.concatenate([np.asarray(map_api.seg_polygon, dtype=object),
+                                np.array([map_api.drivable_area], dtype=object)])
+        union = shapely.union_all(shapely.make_valid(parts))
+        union = shapely.union_all(shapely.get_parts(union)[
+            np.isin(shapely.get_type_id(shapely.get_parts(union)), (3, 6))])  # drop stray lines / points
+        cached = (union, _ring_edges(union))
+        _DRIVABLE_CACHE[map_api] = cached
+    return cached
+
+
+def route_surface(map_api: MapAPI, route_roadblock_ids: tuple[int, ...]) -> tuple[shapely.Geometry, F64, I64]:
+    """Union of the lanes / connectors of the route roadblocks, its edges and their segment indices."""
+    per_map = _ROUTE_CACHE.setdefault(map_api, {})
+    key = tuple(int(r) for r in route_roadblock_ids)
+    if key not in per_map:
+        segs = [map_api.roadblock_segments(rb) for rb in key if map_api.has_roadblock(rb)]
+        seg_idx = np.unique(np.concatenate(segs)).astype(np.int64) if segs else np.zeros(0, np.int64)
+        union = (shapely.union_all(shapely.make_valid(map_api.seg_polygon[seg_idx])) if len(seg_idx)
+                 else shapely.Polygon())
+        if len(per_map) > 64:  # a labeler walks many scenarios: keep the cache bounded
+            per_map.clear()
+        per_map[key] = (union, _ring_edges(union) if not union.is_empty else np.zeros((0, 4)), seg_idx)
+    return per_map[key]
+
+
+# ---------------------------------------------------------------------------------------------- route centerline
+def route_centerline(map_api: MapAPI, route_roadblock_ids: tuple[int, ...], ego_pose: F64,
+                     max_length: float = 400.0) -> F64:
+    """``(P, 2)`` global centerline for progress: PDM's lane-graph path from the ego's lane along the route.
+
+    Start: the on-route lane / connector containing the rear axle with the smallest heading error (else the
+    nearest on-route one). Then a Dijkstra over successors restricted to on-route segments, up to
+    ``max_length`` m; the path reaching the furthest route roadblock wins (ties: the shortest). Without a
+    usable route: a straight line along the ego heading.
+    """
+    pose = np.asarray(ego_pose, np.float64)
+    _, _, on_route = route_surface(map_api, route_roadblock_ids)
+    if len(on_route) == 0:
+        return pose[:2] + np.outer(np.linspace(-10.0, max_length, 42), [np.cos(pose[2]), np.sin(pose[2])])
+    order = {int(rb): i for i, rb in enumerate(route_roadblock_ids)}
+    containing = np.intersect1d(map_api.segments_containing(pose[None, :2])[0], on_route)
+    start = map_api.nearest_segment(pose, containing if len(containing) else on_route)
+    allowed = set(on_route.tolist())
+    best = {start: 0.0}
+    parent: dict[int, int] = {}
+    frontier = [(0.0, start)]
+    while frontier:
+        cost, s = heapq.heappop(frontier)
+        if cost > best.get(s, np.inf) or cost > max_length:
+            continue
+        for nxt in map_api.successors(s):
+            nxt = int(nxt)
+            c = cost + float(map_api.seg_length[s])
+            if nxt in allowed and c < best.get(nxt, np.inf):
+                best[nxt] = c
+                parent[nxt] = s
+                heapq.heappush(frontier, (c, nxt))
+    end = max(best, key=lambda s: (order.get(int(map_api.seg_roadblock_id[s]), -1), -best[s]))
+    path = [end]
+    while path[-1] in parent:
+        path.append(parent[path[-1]])
+    pieces = [map_api.baseline(s)[:, :2] for s in reversed(path)]
+    xy = np.concatenate([pieces[0]] + [p[1:] if np.allclose(p[0], q[-1]) else p
+                                       for q, p in zip(pieces[:-1], pieces[1:], strict=True)])
+    keep = np.concatenate([[True], np.hypot(*np.diff(xy, axis=0).T) > 1e-9])
+    return xy[keep]
+
+
+# ---------------------------------------------------------------------------------------------- the world
+@dataclass(frozen=True, eq=False)
+class ScoringWorld:
+    """Everything the scorer needs about one planning step, in a local frame (global minus ``origin``).
+
+    Objects are sampled on the time grid ``time_s`` extended by the largest TTC offset
+    (``num_steps + extra_steps`` samples at ``dt``):
+
+    - ``obj_token`` ``(N,)``, ``obj_category`` ``(N,)`` int8, ``obj_is_static`` ``(N,)``,
+      ``obj_size`` ``(N, 2)`` length, width (m), ``obj_radius`` ``(N,)`` half-diagonal (m)
+    - ``obj_pose`` ``(N, S, 3)`` box centres, ``obj_speed`` ``(N, S)`` m/s, ``obj_valid`` ``(N, S)``,
+      ``obj_corners`` ``(N, S, 4, 2)``
+    - ``drivable`` / ``on_route``: :class:`AreaRaster` of the drivable surface / on-route lanes
+    - ``red_light`` / ``red_light_near``: rasters of the red-light connectors of the route and of the same
+      grown by the ego's half-diagonal (``red_light_geometry`` global, prepared; None if no red light)
+    - ``centerline`` shapely LineString (local frame) for progress; ``route_segments`` on-route segment indices
+    """
+
+    origin: F64
+    ego_pose: F64  # (3,) current rear-axle pose, local frame
+    time_s: F64  # (T+1,) s relative to now
+    dt: float
+    extra_steps: int
+    obj_token: npt.NDArray[np.str_]
+    obj_category: npt.NDArray[np.int8]
+    obj_is_static: B
+    obj_size: F64
+    obj_radius: F64
+    obj_pose: F64
+    obj_speed: F64
+    obj_valid: B
+    obj_corners: F64
+    drivable: AreaRaster
+    on_route: AreaRaster
+    red_light: AreaRaster
+    red_light_near: AreaRaster
+    red_light_geometry: shapely.Geometry | None
+    red_light_ids: I64
+    centerline: shapely.LineString
+    route_segments: I64
+    map_api: MapAPI = field(repr=False)
+
+    @property
+    def num_steps(self) -> int:
+        """T+1: the number of scored ego states."""
+        return len(self.time_s)
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.obj_token)
+
+
+def _forecast(tracks: Tracks, times: F64, forecast: str, origin: F64) -> tuple[F64, F64, B]:
+    """Object centre poses ``(N, S, 3)``, speeds ``(N, S)`` and validity on ``times`` (local frame)."""
+    n = len(tracks)
+    pose0 = tracks.pose[:, 0].astype(np.float64)
+    vel0 = np.nan_to_num(tracks.velocity[:, 0].astype(np.float64))
+    if forecast == "constant_velocity":
+        pose = np.repeat(pose0[:, None, :], len(times), axis=1)
+        pose[..., 0] += vel0[:, 0, None] * times[None]
+        pose[..., 1] += vel0[:, 1, None] * times[None]
+        speed = np.repeat(np.hypot(vel0[:, 0], vel0[:, 1])[:, None], len(times), axis=1)
+        valid = np.repeat(tracks.valid[:, :1], len(times), axis=1)
+    elif forecast == "given":
+        given = tracks.num_steps
+        m = min(given, len(times))
+        pose = np.empty((n, len(times), 3))
+        vel = np.zeros((n, len(times), 2))
+        valid = np.zeros((n, len(times)), bool)
+        pose[:, :m] = tracks.pose[:, :m]
+        vel[:, :m] = np.nan_to_num(tracks.velocity[:, :m])
+        valid[:, :m] = tracks.valid[:, :m]
+        if m < len(times):  # beyond the given forecast: constant velocity from its last sample
+            dt_tail = times[m:] - times[m - 1]
+            pose[:, m:] = pose[:, m - 1:m]
+            pose[:, m:, 0] += vel[:, m - 1, 0, None] * dt_tail[None]
+            pose[:, m:, 1] += vel[:, m - 1, 1, None] * dt_tail[None]
+            vel[:, m:] = vel[:, m - 1:m]
+            valid[:, m:] = valid[:, m - 1:m]
+        speed = np.hypot(vel[..., 0], vel[..., 1])
+    else:
+        raise DataError(None, f"forecast={forecast!r}", "'constant_velocity' or 'given'")
+    pose = pose.copy()
+    pose[..., :2] -= origin
+    valid &= np.isfinite(pose).all(-1)
+    pose[~valid] = 0.0
+    return pose, speed, valid
+
+
+def build_scoring_world(
+    map_api: MapAPI,
+    route_roadblock_ids: tuple[int, ...],
+    ego_state: EgoStates,
+    tracks: Tracks,
+    traffic_lights: dict[int, int],
+    time_s: npt.ArrayLike,
+    forecast: str = "constant_velocity",
+    *,
+    vehicle: VehicleParameters = PACIFICA,
+    params: ScoringParameters = DEFAULT_SCORING,
+    raster_half_size: float = 80.0,
+    resolution: float = 0.2,
+    object_radius: float = 100.0,
+) -> ScoringWorld:
+    """Assemble the :class:`ScoringWorld` of one planning step.
+
+    - ``ego_state``: the current ego (its last sample is used; rear axle, global frame)
+    - ``tracks``: ``(N, 1)`` current objects (``forecast='constant_velocity'``: agents move at their current
+      velocity, static objects stay) or ``(N, T')`` forecasts aligned with ``time_s`` (``forecast='given'``;
+      extended at constant velocity past their end)
+    - ``traffic_lights``: ``{lane_connector_id: TrafficLightStatus}``; red connectors of the route become
+      obstacles for the traffic-light rule
+    - ``time_s``: ``(T+1,)`` uniform times of the scored states relative to now (``time_s[0] = 0``)
+    - ``raster_half_size`` / ``resolution``: extent (m around the ego) and cell size (m) of the area rasters;
+      points outside are tested exactly (slower)
+    - ``object_radius``: objects farther than this from the ego now are dropped (m)
+    """
+    times = np.asarray(time_s, np.float64)
+    if times.ndim != 1 or len(times) < 2 or abs(times[0]) > 1e-9:
+        raise DataError(None, f"scoring time grid of shape {times.shape} starting at "
+                        f"{times[0] if times.size else None}", "(T+1,) uniform times from 0")
+    dt = float(times[1] - times[0])
+    if not (dt > 0 and np.allclose(np.diff(times), dt, atol=1e-6)):
+        raise DataError(None, "scoring time grid is not uniform", "a uniform step (e.g. 0.1 s)")
+    extra = int(round(max(params.ttc_offsets_s) / dt))
+    all_times = dt * np.arange(len(times) + extra)
+
+    ego_global = np.asarray(ego_state.pose[-1], np.float64)
+    origin = ego_global[:2].copy()
+    ego_pose = np.array([0.0, 0.0, ego_global[2]])
+
+    # Objects near the ego.
+    if tracks.num_steps == 0:
+        raise DataError(None, "tracks for scoring have no time sample", "(N, 1) current or (N, T) forecast tracks")
+    cur = tracks.pose[:, 0, :2]
+    dist = np.hypot(cur[:, 0] - origin[0], cur[:, 1] - origin[1])
+    keep = np.flatnonzero(tracks.valid.any(axis=1) & (np.nan_to_num(dist, nan=np.inf) <= object_radius)
+                          if forecast == "given" else tracks.valid[:, 0] & (dist <= object_radius))
+    near = tracks.select(keep)
+    static = np.isin(near.category, STATIC_CATEGORIES)
+    if forecast == "constant_velocity":
+        near = Tracks(near.token, near.category, near.size, near.pose[:, :1],
+                      np.where(static[:, None, None], 0.0, near.velocity[:, :1]), near.valid[:, :1])
+    obj_pose, obj_speed, obj_valid = _forecast(near, all_times, forecast, origin)
+    if forecast == "given":
+        obj_speed = np.where(static[:, None], 0.0, obj_speed)
+    size = np.asarray(near.size[:, :2], np.float64)
+    obj_corners = box_corners(obj_pose, size[:, 0, None], size[:, 1, None])
+
+    # Areas.
+    drive_geom, drive_edges = drivable_surface(map_api)
+    drivable = area_raster(drive_geom, origin, np.zeros(2), raster_half_size, resolution, drive_edges)
+    route_geom, route_edges, route_segments = route_surface(map_api, tuple(route_roadblock_ids))
+    on_route = area_raster(route_geom, origin, np.zeros(2), raster_half_size, resolution, route_edges)
+
+    # Red lights: red connectors of the route that the ego does not already touch.
+    _, ego_corners_now = _ego_boxes(ego_global, vehicle)
+    ego_box_now = shapely.polygons(ego_corners_now)
+    red_ids, red_polys = [], []
+    route_set = set(int(s) for s in route_segments)
+    for conn_id, status in traffic_lights.items():
+        if int(status) != TrafficLightStatus.RED:
+            continue
+        try:
+            s = map_api.segment_index(int(conn_id), connector=True)
+        except DataError:
+            continue
+        if s in route_set and not shapely.intersects(map_api.seg_polygon[s], ego_box_now):
+            red_ids.append(int(conn_id))
+            red_polys.append(map_api.seg_polygon[s])
+    red_geom = shapely.union_all(np.array(red_polys, dtype=object)) if red_polys else None
+    half_diag = 0.5 * float(np.hypot(vehicle.length, vehicle.width))
+    red_near_geom = shapely.buffer(red_geom, half_diag + 0.05) if red_geom is not None else None
+    red_light = area_raster(red_geom, origin, np.zeros(2), raster_half_size, resolution)
+    red_light_near = area_raster(red_near_geom, origin, np.zeros(2), raster_half_size, resolution)
+
+    centerline_xy = route_centerline(map_api, tuple(route_roadblock_ids), ego_global) - origin
+    return ScoringWorld(
+        origin=origin, ego_pose=ego_pose, time_s=times, dt=dt, extra_steps=extra,
+        obj_token=near.token, obj_category=near.category.astype(np.int8), obj_is_static=static, obj_size=size,
+        obj_radius=0.5 * np.hypot(size[:, 0], size[:, 1]), obj_pose=obj_pose, obj_speed=obj_speed,
+        obj_valid=obj_valid, obj_corners=obj_corners, drivable=drivable, on_route=on_route,
+        red_light=red_light, red_light_near=red_light_near, red_light_geometry=red_geom,
+        red_light_ids=np.array(red_ids, np.int64), centerline=shapely.LineString(centerline_xy),
+        route_segments=route_segments, map_api=map_api)
+
+
+# ---------------------------------------------------------------------------------------------- ego rollouts
+@dataclass(frozen=True)
+class EgoRollout:
+    """The scorer's view of K simulated ego trajectories over T+1 states (index 0 = now).
+
+    - ``pose`` ``(K, T+1, 3)`` rear-axle x, y (global, m), heading (rad)
+    - ``velocity`` ``(K, T+1)`` rear-axle longitudinal speed (m/s)
+    - ``acceleration`` ``(K, T+1, 2)`` rear-axle body-frame acceleration (m/s²)
+    - ``yaw_rate`` ``(K, T+1)`` rad/s
+    """
+
+    pose: F64
+    velocity: F64
+    acceleration: F64
+    yaw_rate: F64
+
+    def __len__(self) -> int:
+        return self.pose.shape[0]
+
+
+def as_rollout(states: object, dt: float = 0.1) -> EgoRollout:
+    """Adapt simulated states to :class:`EgoRollout`.
+
+    Accepts :class:`sim.dynamics.controller.Rollout` (or anything with ``pose``, ``velocity``,
+    ``acceleration`` arrays ``(K, T+1[, ...])``; optional ``yaw_rate``). ``velocity`` / ``acceleration`` may be
+    longitudinal ``(K, T+1)`` or body-frame ``(K, T+1, 2)``. A missing yaw rate is differentiated from the
+    headings with step ``dt``.
+    """
+    if isinstance(states, EgoRollout):
+        return states
+    try:
+        pose = np.asarray(states.pose, np.float64)  # type: ignore[attr-defined]
+        vel = np.asarray(states.velocity, np.float64)  # type: ignore[attr-defined]
+        acc = np.asarray(states.acceleration, np.float64)  # type: ignore[attr-defined]
+    except AttributeError as err:
+        raise DataError(None, f"ego states of type {type(states).__name__} have no {err.name!r}",
+                        "pose, velocity and acceleration arrays (K, T+1, ...)") from None
+    if pose.ndim != 3 or pose.shape[2] != 3:
+        raise DataError(None, f"ego rollout poses have shape {pose.shape}", "(K, T+1, 3)")
+    if vel.ndim == 3:
+        vel = vel[..., 0]
+    if acc.ndim == 2:
+        acc = np.stack([acc, np.zeros_like(acc)], -1)
+    if vel.shape != pose.shape[:2] or acc.shape != pose.shape[:2] + (2,):
+        raise DataError(None, f"ego rollout velocity {vel.shape} / acceleration {acc.shape} do not match poses "
+                        f"{pose.shape}", "(K, T+1) or (K, T+1, 2)")
+    yaw_rate = getattr(states, "yaw_rate", None)
+    if yaw_rate is None:
+        yaw_rate = np.gradient(np.unwrap(pose[..., 2], axis=1), dt, axis=1)
+    return EgoRollout(pose, vel, acc, np.asarray(yaw_rate, np.float64))
+
+
+# ---------------------------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class PDMScores:
+    """Scores of K trajectories.
+
+    - ``scores`` ``(K, R)``: per-rule scores, columns :data:`RULES`
+    - ``pdm_score`` ``(K,)``: NC x DAC x DDC x TLC x (5 TTC + 5 EP + 2 C) / 12
+    - ``raw_progress`` ``(K,)``: metres along the route centerline (before normalisation)
+    - ``collision_time_s`` / ``ttc_time_s`` ``(K,)``: time of the first at-fault collision / first TTC
+      violation (s from now; inf if none) — the expert's emergency-brake test reads them
+    """
+
+    scores: F64
+    pdm_score: F64
+    raw_progress: F64
+    collision_time_s: F64
+    ttc_time_s: F64
+
+    def __len__(self) -> int:
+        return len(self.pdm_score)
+
+    def column(self, rule: str) -> F64:
+        """``(K,)`` scores of one rule of :data:`RULES`."""
+        if rule not in RULES:
+            raise KeyError(f"unknown PDM rule {rule!r}; rules: {', '.join(RULES)}")
+        return self.scores[:, RULES.index(rule)]
+
+    def multiplier(self, rules: tuple[str, ...] = PDM_MULTIPLIERS) -> F64:
+        return np.prod(self.scores[:, [RULES.index(r) for r in rules]], axis=1)
+
+    def select(self, index: npt.ArrayLike) -> PDMScores:
+        i = np.asarray(index)
+        return PDMScores(self.scores[i], self.pdm_score[i], self.raw_progress[i], self.collision_time_s[i],
+                         self.ttc_time_s[i])
+
+
+def normalize_progress(raw_progress: F64, multiplier: F64, threshold: float = DEFAULT_SCORING.progress_threshold,
+                       reference_progress: float | None = None) -> F64:
+    """EP ``(K,)``: raw progress times the multiplier, over the best such value (PDM / NAVSIM rule).
+
+    ``reference_progress``: an extra candidate for the best value (already multiplied by its own multiplier),
+    e.g. NAVSIM's PDM-Closed trajectory. If the best is <= ``threshold`` m, EP = 1 where the multiplier is
+    non-zero and 0 elsewhere.
+    """
+    masked = np.asarray(raw_progress, np.float64) * np.asarray(multiplier, np.float64)
+    best = max(float(masked.max(initial=0.0)), float(reference_progress or 0.0))
+    if best > threshold:
+        return np.clip(masked / best, 0.0, 1.0)
+    return (np.asarray(multiplier) > 0).astype(np.float64)
+
+
+def aggregate(scores: F64, multipliers: tuple[str, ...] = PDM_MULTIPLIERS,
+              weights: dict[str, float] | None = None) -> F64:
+    """``(K,)`` = product of the multiplier columns x weighted mean of the weighted columns of ``(K, R)``."""
+    weights = PDM_WEIGHTS if weights is None else weights
+    s = np.asarray(scores, np.float64)
+    mult = np.prod(s[:, [RULES.index(r) for r in multipliers]], axis=1)
+    w = np.array(list(weights.values()))
+    weighted = s[:, [RULES.index(r) for r in weights]] @ w / w.sum()
+    return mult * weighted
+
+
+def navsim_v1_pdms(scores: PDMScores, progress_threshold: float = DEFAULT_SCORING.progress_threshold,
+                   reference_progress: float | None = None) -> F64:
+    """NAVSIM v1 PDMS ``(K,)`` = NC x DAC x (5 TTC + 5 EP + 2 C) / 12, EP normalised with NC x DAC.
+
+    NAVSIM scores the agent's trajectory in one batch with PDM-Closed's: pass both in ``scores`` (or the
+    PDM-Closed masked progress as ``reference_progress``). DDC has weight 0 in v1 and TLC does not exist.
+    """
+    s = scores.scores.copy()
+    mult = scores.multiplier(NAVSIM_V1_MULTIPLIERS)
+    s[:, EP] = normalize_progress(scores.raw_progress, mult, progress_threshold, reference_progress)
+    return aggregate(s, NAVSIM_V1_MULTIPLIERS, PDM_WEIGHTS)
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+def _ego_boxes(pose: F64, vehicle: VehicleParameters) -> tuple[F64, F64]:
+    """Centre poses ``(..., 3)`` and corners ``(..., 4, 2)`` (FL, RL, RR, FR) of ego boxes at rear-axle poses."""
+    c, s = np.cos(pose[..., 2]), np.sin(pose[..., 2])
+    d = vehicle.rear_axle_to_center
+    center = np.stack([pose[..., 0] + d * c, pose[..., 1] + d * s, pose[..., 2]], -1)
+    hl, hw = 0.5 * vehicle.length, 0.5 * vehicle.width
+    lx = np.array([hl, -hl, -hl, hl])
+    ly = np.array([hw, hw, -hw, -hw])
+    x = center[..., 0, None] + c[..., None] * lx - s[..., None] * ly
+    y = center[..., 1, None] + s[..., None] * lx + c[..., None] * ly
+    return center, np.stack([x, y], -1)
+
+
+def _bearing(pose: F64, target_xy: F64) -> F64:
+    """Absolute angle (rad) between the heading of ``pose`` ``(M, 3)`` and the vector to ``target_xy``."""
+    return np.abs(wrap_angle(np.arctan2(target_xy[:, 1] - pose[:, 1], target_xy[:, 0] - pose[:, 0]) - pose[:, 2]))
+
+
+def _candidate_pairs(ex: F64, ey: F64, ox: F64, oy: F64, valid: B, radius: F64) -> tuple[I64, I64, I64]:
+    """Broad phase: ``(k, s, n)`` with ego centre ``(K, S)`` within ``radius[n]`` of object centre ``(N, S)``.
+
+    Per slot s, objects outside the box around all K ego centres are dropped; for the rest a sweep along x
+    over the sorted ego centres of that slot yields the candidates, then the exact distance filters them.
+    """
+    num_k, num_s = ex.shape
+    empty = np.zeros(0, np.int64)
+    if num_k == 0 or ox.size == 0:
+        return empty, empty, empty
+    r = radius[:, None]
+    active = (valid & (ox + r >= ex.min(0)) & (ox - r <= ex.max(0))
+              & (oy + r >= ey.min(0)) & (oy - r <= ey.max(0)))
+    pair_n, pair_s = np.nonzero(active)
+    if len(pair_n) == 0:
+        return empty, empty, empty
+    slots, slot_pos = np.unique(pair_s, return_inverse=True)
+    xs = ex[:, slots].T  # (A, K)
+    order = np.argsort(xs, axis=1)
+    xs_sorted = np.take_along_axis(xs, order, axis=1)
+    lo_x = min(float(xs_sorted.min()), float(ox[active].min())) - float(radius.max()) - 1.0
+    span = max(float(xs_sorted.max()), float(ox[active].max())) + float(radius.max()) + 1.0 - lo_x
+    keys = (xs_sorted - lo_x + span * np.arange(len(slots))[:, None]).ravel()
+    px = ox[pair_n, pair_s] - lo_x + span * slot_pos
+    pr = radius[pair_n]
+    lo = np.searchsorted(keys, px - pr, side="left")
+    hi = np.searchsorted(keys, px + pr, side="right")
+    counts = hi - lo
+    total = int(counts.sum())
+    if total == 0:
+        return empty, empty, empty
+    pair = np.repeat(np.arange(len(pair_n)), counts)
+    pos = lo[pair] + np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    k = order.ravel()[pos]
+    n, s = pair_n[pair], pair_s[pair]
+    close = (ex[k, s] - ox[n, s]) ** 2 + (ey[k, s] - oy[n, s]) ** 2 <= radius[n] ** 2
+    return k[close], s[close], n[close]
+
+
+def _lane_flags(world: ScoringWorld, corners: F64, rear: F64) -> tuple[B, B]:
+    """For M ego states: in multiple lanes (corners ``(M, 4, 2)`` local) and rear axle ``(M, 3)`` in an
+    intersection. Multiple lanes (PDM): more than one lane / connector holds a corner and none holds all four.
+    """
+    m = len(corners)
+    if m == 0:
+        return np.zeros(0, bool), np.zeros(0, bool)
+    pts = corners.reshape(-1, 2) + world.origin
+    hits = world.map_api.segments_containing(pts)
+    sizes = np.fromiter((len(h) for h in hits), np.int64, len(hits))
+    state = np.repeat(np.arange(len(pts)) // 4, sizes)
+    segs = np.concatenate(hits) if len(hits) else np.zeros(0, np.int64)
+    num_seg = len(world.map_api.seg_id)
+    pair, per_pair = np.unique(state * num_seg + segs, return_counts=True)
+    pair_state = pair // num_seg
+    lanes = np.bincount(pair_state, minlength=m)
+    all_four = np.zeros(m, bool)
+    all_four[pair_state[per_pair >= 4]] = True
+    multi = (lanes > 1) & ~all_four
+    inter = world.map_api.in_layer("intersections", rear[:, :2] + world.origin) >= 0
+    return multi, inter
+
+
+def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: F64, corners: F64,
+                        non_drivable: B, vehicle: VehicleParameters, params: ScoringParameters
+                        ) -> tuple[F64, F64, F64, F64]:
+    """NC ``(K,)``, TTC ``(K,)``, first at-fault collision time and first TTC-violation time (s, inf if none)."""
+    num_k, num_t = pose.shape[:2]
+    nc = np.ones(num_k)
+    ttc = np.ones(num_k)
+    coll_time = np.full(num_k, np.inf)
+    ttc_time = np.full(num_k, np.inf)
+    num_n = world.num_objects
+    if num_n == 0 or num_k == 0:
+        return nc, ttc, coll_time, ttc_time
+    offsets_s = np.asarray(params.ttc_offsets_s, np.float64)
+    if offsets_s[0] != 0.0:
+        raise ValueError("ScoringParameters.ttc_offsets_s must start with 0.0 (the collision check itself)")
+    off_steps = np.rint(offsets_s / world.dt).astype(np.int64)
+    num_j = len(offsets_s)
+    speed = ro.velocity
+    cos_h, sin_h = np.cos(center[..., 2]), np.sin(center[..., 2])
+    shift = speed[..., None] * offsets_s  # (K, T, J) m along the heading
+    ex = (center[..., 0, None] + shift * cos_h[..., None]).reshape(num_k, num_t * num_j)
+    ey = (center[..., 1, None] + shift * sin_h[..., None]).reshape(num_k, num_t * num_j)
+    slot_t = np.repeat(np.arange(num_t), num_j)
+    slot_j = np.tile(np.arange(num_j), num_t)
+    tau = slot_t + off_steps[slot_j]
+    ox, oy = world.obj_pose[:, tau, 0], world.obj_pose[:, tau, 1]
+    ego_radius = 0.5 * float(np.hypot(vehicle.length, vehicle.width))
+    k, s, n = _candidate_pairs(ex, ey, ox, oy, world.obj_valid[:, tau], world.obj_radius + ego_radius)
+    t, j = slot_t[s], slot_j[s]
+    # Narrow phase: exact box overlap on candidates only.
+    move = shift[k, t, j]
+    ego_c = corners[k, t] + (move[:, None] * np.stack([cos_h[k, t], sin_h[k, t]], -1))[:, None, :]
+    hit = boxes_overlap(ego_c, world.obj_corners[n, tau[s]])
+    k, t, j, n = k[hit], t[hit], j[hit], n[hit]
+
+    # ---- collisions (offset 0): classify each object's first contact.
+    first = np.full((num_k, num_n), np.iinfo(np.int64).max)
+    at_fault_k = np.zeros(0, np.int64)
+    c0 = j == 0
+    if c0.any():
+        kc, tc, nc_ = k[c0], t[c0], n[c0]
+        order = np.lexsort((tc, kc * num_n + nc_))
+        kc, tc, nc_ = kc[order], tc[order], nc_[order]
+        _, idx = np.unique(kc * num_n + nc_, return_index=True)
+        kc, tc, nc_ = kc[idx], tc[idx], nc_[idx]
+        first[kc, nc_] = tc
+        ego_stopped = np.abs(speed[kc, tc]) <= params.stopped_speed
+        track_stopped = world.obj_is_static[nc_] | (world.obj_speed[nc_, tc] <= params.stopped_speed)
+        behind = _bearing(pose[kc, tc], world.obj_pose[nc_, tc, :2]) > params.behind_angle
+        bumper = corners[kc, tc][:, [0, 3, 3, 0]]  # the FL-FR segment as a degenerate quadrilateral
+        front = boxes_overlap(bumper, world.obj_corners[nc_, tc])
+        lateral = ~ego_stopped & ~track_stopped & ~behind & ~front
+        lateral_fault = np.zeros(len(kc), bool)
+        if lateral.any():
+            multi, _ = _lane_flags(world, corners[kc[lateral], tc[lateral]], pose[kc[lateral], tc[lateral]])
+            lateral_fault[lateral] = multi | non_drivable[kc[lateral], tc[lateral]]
+        fault = ~ego_stopped & (track_stopped | (~behind & (front | lateral_fault)))
+        value = np.where(world.obj_is_static[nc_[fault]], params.static_collision_score, 0.0)
+        np.minimum.at(nc, kc[fault], value)
+        np.minimum.at(coll_time, kc[fault], world.time_s[tc[fault]])
+        at_fault_k = kc[fault]
+
+    # ---- TTC: projected hits that count.
+    keep = (np.abs(speed[k, t]) >= params.ttc_stopped_speed) & (t < first[k, n])
+    k, t, j, n = k[keep], t[keep], j[keep], n[keep]
+    angle = _bearing(pose[k, t], world.obj_pose[n, t, :2])  # where the object is now, as nuPlan
+    ahead = angle < params.ahead_angle
+    maybe = ~ahead & (angle <= params.behind_angle)
+    counts = ahead.copy()
+    if maybe.any():
+        states, inv = np.unique(k[maybe] * num_t + t[maybe], return_inverse=True)
+        sk, st = states // num_t, states % num_t
+        multi, inter = _lane_flags(world, corners[sk, st], pose[sk, st])
+        exposed = multi | inter | non_drivable[sk, st]
+        counts[maybe] = exposed[inv]
+    np.minimum.at(ttc_time, k[counts], world.time_s[t[counts]])
+    ttc[k[counts]] = 0.0
+    ttc[at_fault_k] = 0.0
+    ttc_time = np.minimum(ttc_time, coll_time)
+    return nc, ttc, coll_time, ttc_time
+
+
+def _driving_direction(center: F64, oncoming: B, dt: float, params: ScoringParameters) -> F64:
+    """DDC ``(K,)`` from the centre's travel while outside the on-route lanes, over a sliding window."""
+    step = np.zeros(center.shape[:2])
+    step[:, 1:] = np.hypot(np.diff(center[..., 0], axis=1), np.diff(center[..., 1], axis=1))
+    step[~oncoming] = 0.0
+    cs = np.cumsum(step, axis=1)
+    w = int(round(params.ddc_window_s / dt)) + 1  # samples in a window: [t - 1 s, t]
+    window = cs.copy()
+    window[:, w:] -= cs[:, :-w]
+    worst = window.max(axis=1)
+    return np.where(worst < params.ddc_compliance, 1.0, np.where(worst < params.ddc_violation, 0.5, 0.0))
+
+
+def _traffic_light(world: ScoringWorld, center: F64, corners: F64) -> F64:
+    """TLC ``(K,)``: 0 if the ego box touches a red-light connector at any state."""
+    tlc = np.ones(center.shape[0])
+    if world.red_light_geometry is None:
+        return tlc
+    near = world.red_light_near.contains(center[..., 0], center[..., 1])
+    ks, ts = np.nonzero(near)
+    if len(ks) == 0:
+        return tlc
+    c = corners[ks, ts]
+    hit = world.red_light.contains(c[..., 0], c[..., 1]).any(-1)
+    rest = np.flatnonzero(~hit)
+    if len(rest):
+        boxes = shapely.polygons(c[rest] + world.origin)
+        hit[rest] = shapely.intersects(world.red_light_geometry, boxes)
+    tlc[ks[hit]] = 0.0
+    return tlc
+
+
+def comfort_scores(ro: EgoRollout, dt: float, vehicle: VehicleParameters = PACIFICA,
+                   params: ScoringParameters = DEFAULT_SCORING) -> F64:
+    """Comfort ``(K,)``: nuPlan's six series (batched; conventions of :mod:`sim.metrics.comfort`)."""
+    num_t = ro.pose.shape[1]
+    d = vehicle.rear_axle_to_center
+    w = ro.yaw_rate
+    alpha = np.zeros_like(w)
+    alpha[:, 1:] = np.diff(w, axis=1) / dt
+    lon_raw = ro.acceleration[..., 0] + d * w**2 + d * alpha
+    lat_raw = ro.acceleration[..., 1]
+    mag_raw = np.hypot(ro.acceleration[..., 0], ro.acceleration[..., 1])
+
+    def sg(y: F64, window: int, order: int, deriv: int = 0) -> F64:
+        window = min(window, num_t)
+        order = min(order, window - 1)
+        return np.round(savgol_filter(y, window, order, deriv=deriv, delta=dt, axis=-1), 8)
+
+    lon = sg(lon_raw, 8, 2)
+    lat = sg(lat_raw, 8, 2)
+    jerk = sg(sg(mag_raw, 8, 2), 15, 2, 1)
+    lon_jerk = sg(lon, 15, 2, 1)
+    heading = np.unwrap(ro.pose[..., 2], axis=1)
+    yaw_rate = sg(heading, 5, 2, 1)
+    yaw_accel = sg(heading, 5, 3, 2)
+    ok = ((lon > params.min_lon_accel) & (lon < params.max_lon_accel)).all(1)
+    ok &= (np.abs(lat) < params.max_abs_lat_accel).all(1)
+    ok &= (np.abs(jerk) < params.max_abs_jerk).all(1)
+    ok &= (np.abs(lon_jerk) < params.max_abs_lon_jerk).all(1)
+    ok &= (np.abs(yaw_rate) < params.max_abs_yaw_rate).all(1)
+    ok &= (np.abs(yaw_accel) < params.max_abs_yaw_accel).all(1)
+    return ok.astype(np.float64)
+
+
+def score_trajectories(
+    states: object,
+    world: ScoringWorld,
+    vehicle: VehicleParameters = PACIFICA,
+    *,
+    params: ScoringParameters = DEFAULT_SCORING,
+    reference_progress: float | None = None,
+    timings: dict[str, float] | None = None,
+) -> PDMScores:
+    """Score K simulated ego rollouts ``(K, T+1)`` (see :func:`as_rollout`) against ``world``.
+
+    ``states`` must have ``world.num_steps`` states per trajectory at ``world.dt``, index 0 = now.
+    ``reference_progress``: an extra best-progress candidate for EP (see :func:`normalize_progress`).
+    ``timings``: if given, filled with seconds per stage (areas, collisions, progress, comfort).
+    """
+    from time import perf_counter
+
+    clock = perf_counter()
+    ro = as_rollout(states, world.dt)
+    num_k, num_t = ro.pose.shape[:2]
+    if num_t != world.num_steps:
+        raise DataError(None, f"ego rollouts have {num_t} states but the scoring world has {world.num_steps}",
+                        "rollouts on the world's time grid (T+1 states)")
+    pose = ro.pose.copy()
+    pose[..., :2] -= world.origin
+    center, corners = _ego_boxes(pose, vehicle)
+    scores = np.ones((num_k, len(RULES)))
+
+    corner_ok = world.drivable.contains(corners[..., 0], corners[..., 1])  # (K, T+1, 4)
+    non_drivable = ~corner_ok.all(-1)
+    scores[:, DAC] = (~non_drivable.any(1)).astype(np.float64)
+    oncoming = ~world.on_route.contains(center[..., 0], center[..., 1])
+    scores[:, DDC] = _driving_direction(center, oncoming, world.dt, params)
+    scores[:, TLC] = _traffic_light(world, center, corners)
+    t_areas = perf_counter()
+
+    nc, ttc, coll_time, ttc_time = _collisions_and_ttc(world, ro, pose, center, corners, non_drivable, vehicle,
+                                                       params)
+    scores[:, NC], scores[:, TTC] = nc, ttc
+    t_coll = perf_counter()
+
+    if len(world.centerline.coords) >= 2:
+        ends = shapely.points(center[:, [0, -1], :2])
+        along = shapely.line_locate_point(world.centerline, ends)
+        raw = np.maximum(along[:, 1] - along[:, 0], 0.0)
+    else:
+        raw = np.zeros(num_k)
+    mult = np.prod(scores[:, [RULES.index(r) for r in PDM_MULTIPLIERS]], axis=1)
+    scores[:, EP] = normalize_progress(raw, mult, params.progress_threshold, reference_progress)
+    t_prog = perf_counter()
+
+    scores[:, COMFORT] = comfort_scores(ro, world.dt, vehicle, params)
+    t_end = perf_counter()
+    if timings is not None:
+        timings.update(areas=t_areas - clock, collisions_ttc=t_coll - t_areas, progress=t_prog - t_coll,
+                       comfort=t_end - t_prog, total=t_end - clock)
+    return PDMScores(scores, aggregate(scores), raw, coll_time, ttc_time)
