@@ -62,46 +62,47 @@ def expert_route_blocks(map_api: MapAPI, expert_route: list[Route]) -> list[Rout
     return blocks
 
 
-def _contains(poly: shapely.Geometry, p: F64) -> bool:
-    return bool(shapely.contains_xy(poly, float(p[0]), float(p[1])))
-
-
 def progress_along_blocks(blocks: list[RouteBlock], points: F64) -> F64:
-    """``(T,)`` per-frame progress (m) of centre points ``(T, 2)`` along the route blocks (first frame 0)."""
-    pts = np.asarray(points, np.float64)
+    """``(T,)`` per-frame progress (m) of centre points ``(T, 2)`` along the route blocks (first frame 0).
+
+    Containment and projections of every point on every block are computed up front (B x T, vectorized);
+    the walk through the blocks is sequential by definition.
+    """
+    pts = np.asarray(points, np.float64)[:, :2]
     progress = np.zeros(len(pts))
     if not blocks or len(pts) == 0:
         return progress
+    inside = np.stack([shapely.contains_xy(b.polygon, pts[:, 0], pts[:, 1]) for b in blocks])  # (B, T)
+    dist = np.stack([baseline_distance(b.baseline, pts) for b in blocks])  # (B, T)
+    # projection of each block's last / first baseline point on every block's baseline
+    ends = np.array([b.baseline[-1] for b in blocks])
+    starts = np.array([b.baseline[0] for b in blocks])
+    end_on = np.stack([baseline_distance(b.baseline, ends) for b in blocks])  # [onto, of]
+    start_on = np.stack([baseline_distance(b.baseline, starts) for b in blocks])
+    lengths = [b.length for b in blocks]
     cur = 0
-    prev_dist = float(baseline_distance(blocks[cur].baseline, pts[0])[0])
-    for i in range(1, len(pts)):  # sequential: the reference roadblock moves with the poses
-        p = pts[i]
-        if _contains(blocks[cur].polygon, p):
-            d = float(baseline_distance(blocks[cur].baseline, p)[0])
-            progress[i] = d - prev_dist
-            prev_dist = d
+    prev_dist = float(dist[cur, 0])
+    for i in range(1, len(pts)):
+        if inside[cur, i]:
+            progress[i] = dist[cur, i] - prev_dist
+            prev_dist = float(dist[cur, i])
             continue
         skipped_credit = 0.0
         skipped: int | None = None
         nxt = cur + 1
         while nxt < len(blocks):
-            if _contains(blocks[nxt].polygon, p):
-                rest = blocks[cur].length - prev_dist
-                prev_end = blocks[cur].baseline[-1]
-                d = float(baseline_distance(blocks[nxt].baseline, p)[0])
-                end_on_new = float(baseline_distance(blocks[nxt].baseline, prev_end)[0])
-                progress[i] = rest + (d - end_on_new) + skipped_credit
-                prev_dist = d
+            if inside[nxt, i]:
+                # rest of the previous baseline + progress on the new one from the previous baseline's end
+                progress[i] = (lengths[cur] - prev_dist) + (dist[nxt, i] - end_on[nxt, cur]) + skipped_credit
+                prev_dist = float(dist[nxt, i])
                 cur = nxt
                 break
             if nxt + 1 >= len(blocks):
                 break
             # credit the skipped roadblock from the previous baseline's end to the next baseline's start
-            last = blocks[skipped if skipped is not None else cur].baseline[-1]
+            last = skipped if skipped is not None else cur
             skipped = nxt
-            from_d = float(baseline_distance(blocks[skipped].baseline, last)[0])
-            to_d = float(baseline_distance(blocks[skipped].baseline, blocks[nxt + 1].baseline[0])[0])
-            skipped_credit += to_d - from_d
+            skipped_credit += start_on[skipped, nxt + 1] - end_on[skipped, last]
             nxt += 1
     return progress
 
