@@ -38,6 +38,8 @@ F64 = npt.NDArray[np.float64]
 def quaternion_yaw(qw: npt.ArrayLike, qx: npt.ArrayLike, qy: npt.ArrayLike, qz: npt.ArrayLike) -> F64:
     """Yaw (rad, about z) of quaternions ``w, x, y, z`` (pyquaternion's ``yaw_pitch_roll[0]``), wrapped."""
     qw, qx, qy, qz = (np.asarray(a, dtype=np.float64) for a in (qw, qx, qy, qz))
+    norm = np.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)  # logged quaternions may be slightly off unit length
+    qw, qx, qy, qz = qw / norm, qx / norm, qy / norm, qz / norm
     return wrap_angle(np.arctan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz)))
 
 
@@ -210,7 +212,7 @@ class LogDB:
         rows = self._all(
             """SELECT lp.token, lp.timestamp, ep.x, ep.y, ep.qw, ep.qx, ep.qy, ep.qz, ep.vx, ep.vy,
                       ep.acceleration_x, ep.acceleration_y, ep.angular_rate_z
-               FROM lidar_pc AS lp JOIN ego_pose AS ep ON ep.token = lp.ego_pose_token
+               FROM lidar_pc AS lp LEFT JOIN ego_pose AS ep ON ep.token = lp.ego_pose_token
                WHERE lp.lidar_token = ? AND lp.timestamp >= ? AND lp.timestamp <= ?
                ORDER BY lp.timestamp ASC""", (self._lidar_token, first_us, end_us))
         n_before = len(before)
@@ -224,8 +226,10 @@ class LogDB:
         pc_tokens = [bytes(r[0]) for r in sel]
         time_us = np.array([r[1] for r in sel], dtype=np.int64)
         e = np.array([r[2:] for r in sel], dtype=np.float64).reshape(len(sel), 11)
-        if not np.all(np.isfinite(e)):
-            raise DataError(self.path, f"ego_pose has NULL / non-finite values near token {token}", "numbers")
+        if not np.all(np.isfinite(e[:, :10])):  # a missing ego_pose row reads as NULLs too
+            raise DataError(self.path, f"ego_pose rows missing or NULL near token {token}",
+                            "an ego_pose with pose, velocity and acceleration for every lidar_pc")
+        e[~np.isfinite(e[:, 10]), 10] = 0.0  # angular_rate_z is optional for the devkit (it uses 0)
         yaw = quaternion_yaw(e[:, 2], e[:, 3], e[:, 4], e[:, 5])
         ego = EgoStates(time_s=time_us * 1e-6, pose=np.column_stack([e[:, 0], e[:, 1], yaw]),
                         velocity=e[:, 6:8].copy(), acceleration=e[:, 8:10].copy(),

@@ -57,6 +57,19 @@ def test_window_is_151_samples_at_0_1_s_from_3_s_before_the_tag(scenario_20s, re
     assert sc.time_us[sc.index(150)] == recording.timestamp_us[tag] + 12_000_000
 
 
+def test_window_matches_a_row_number_query(scenario_20s, db_path: Path) -> None:
+    # nuPlan samples the window in SQL: rows start <= t <= end numbered by time, keep (row_num - 1) % 2 == 0.
+    ref, sc = scenario_20s
+    start = ref.timestamp_us - 3_000_000
+    con = sqlite3.connect(db_path)
+    rows = con.execute("""WITH numbered AS (SELECT timestamp, ROW_NUMBER() OVER (ORDER BY timestamp) AS rn
+                                            FROM lidar_pc WHERE timestamp >= ? AND timestamp <= ?)
+                          SELECT timestamp FROM numbered WHERE (rn - 1) % 2 = 0 ORDER BY timestamp""",
+                       (start, start + 15_000_000)).fetchall()
+    con.close()
+    assert [r[0] for r in rows] == sc.time_us[sc.history_steps:].tolist()
+
+
 def test_ego_round_trip(scenario_20s, recording: LogRecording) -> None:
     _, sc = scenario_20s
     frames = _frame(recording, 20.0) - 60 + 2 * np.arange(-20, 151)
@@ -343,3 +356,19 @@ def test_unknown_and_malformed_tokens(db_path: Path) -> None:
     ref = ScenarioRef("fedcba9876543210", "x", str(db_path), 0, "unknown", "m")
     with pytest.raises(NotFoundError):
         load_scenario(ref)
+
+
+def test_missing_ego_pose_and_bad_roadblock_ids(db_path: Path, tmp_path: Path, scenario_20s) -> None:
+    ref, _ = scenario_20s
+    blob = bytes.fromhex(ref.token)
+    p = _copy_and_run(db_path, tmp_path, "DELETE FROM ego_pose WHERE token = "
+                                         f"(SELECT ego_pose_token FROM lidar_pc WHERE token = x'{blob.hex()}')")
+    with pytest.raises(DataError) as err:
+        load_scenario((p, ref.token))
+    _assert_one_line(err, p, "ego_pose")
+    q = tmp_path / "rb"
+    q.mkdir()
+    p2 = _copy_and_run(db_path, q, "UPDATE scene SET roadblock_ids = '1000,1001'")
+    with pytest.raises(DataError) as err:
+        load_scenario((p2, ref.token))
+    _assert_one_line(err, p2, "roadblock_ids", "1000,1001")
