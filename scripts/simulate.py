@@ -126,26 +126,35 @@ def run(cfg: DictConfig) -> int:
     return 0
 
 
+#: Short column titles for the printed table.
+_SHORT = {"no_ego_at_fault_collisions": "collisions", "drivable_area_compliance": "drivable",
+          "driving_direction_compliance": "direction", "ego_is_making_progress": "making prog.",
+          "ego_progress_along_expert_route": "progress", "time_to_collision_within_bound": "TTC",
+          "speed_limit_compliance": "speed lim.", "ego_is_comfortable": "comfort",
+          "planner_expert_average_l2_error_within_bound": "ADE", "planner_expert_final_l2_error_within_bound": "FDE",
+          "planner_expert_average_heading_error_within_bound": "AHE",
+          "planner_expert_final_heading_error_within_bound": "FHE", "planner_miss_rate_within_bound": "miss rate"}
+
+
 def _print_table(table, challenge: str, planner: str) -> None:
+    """Per scenario type and final row: score and the mean of each metric."""
     from rich.console import Console
     from rich.table import Table
 
     rows = table[table["scenario"] == table["scenario_type"]]  # per type + final_score
-    metric_cols = [c for c in table.columns if c not in ("scenario", "scenario_type", "num_scenarios", "status",
-                                                          "score", "log_name", "planner_name")]
-    t = Table(title=f"{planner} | {challenge}", show_lines=False)
-    t.add_column("scenario type")
-    t.add_column("n", justify="right")
-    t.add_column("score", justify="right")
+    metric_cols = [c for c in table.columns if c in _SHORT]
+    t = Table(title=f"{planner} | {challenge}")
+    for name, justify in [("scenario type", "left"), ("n", "right"), ("score", "right")]:
+        t.add_column(name, justify=justify)
     for m in metric_cols:
-        t.add_column(m.replace("_", " "), justify="right", max_width=12)
+        t.add_column(_SHORT[m], justify="right")
     for _, r in rows.iterrows():
         n = max(int(r["num_scenarios"]), 1)
         is_final = r["scenario"] == "final_score"
         vals = [f"{(r[m] if is_final else r[m] / n):.3f}" if r[m] == r[m] else "-" for m in metric_cols]
         t.add_row(str(r["scenario"]), str(int(r["num_scenarios"])), f"{r['score']:.4f}", *vals,
                   style="bold" if is_final else None)
-    Console().print(t)
+    Console(width=max(120, 40 + 12 * len(metric_cols))).print(t)
 
 
 def _write_videos(cfg: DictConfig, run_dir: Path, refs) -> None:

@@ -90,7 +90,8 @@ def save_scenario_result(run_dir: str | Path, meta: dict, rollout: object | None
         arrays["plan_time_s"] = rollout.plan_time_s
         arrays["plan_pose"] = rollout.plan_pose
         arrays["latency_s"] = rollout.latency_s
-        meta.update(status=rollout.status, error=rollout.error, planner=rollout.planner_name, agents=rollout.agents,
+        meta.setdefault("planner", rollout.planner_name)
+        meta.update(status=rollout.status, error=rollout.error, agents=rollout.agents,
                     log_name=rollout.log_name, scenario_type=rollout.scenario_type,
                     num_iterations=rollout.num_iterations, num_samples=rollout.num_samples)
         meta.update(latency_stats(rollout.latency_s))

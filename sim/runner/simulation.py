@@ -14,11 +14,11 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from sim.agents.base import AgentModel
 from sim.errors import DataError
 from sim.planning import Observation, Planner, PlannerInitialization, PlannerInput
 from sim.runner.ego_update import ego_update
@@ -32,17 +32,6 @@ F64 = npt.NDArray[np.float64]
 PLAN_SAMPLES = 10
 PLAN_HORIZON_S = 8.0
 PLAN_STEP_ITERATIONS = 10  # 1 s at 0.1 s
-
-
-class AgentModel(Protocol):
-    """What moves the other road users (:mod:`sim.agents`): log replay or IDM agents."""
-
-    def reset(self, scenario: Scenario, map_api: object, start_iteration: int = 0) -> None: ...
-
-    def observe(self) -> Tracks: ...
-
-    def advance(self, iteration: int, ego_pose_rear: F64, ego_speed: float, traffic_lights: dict[int, int]) -> None:
-        ...
 
 
 @dataclass(frozen=True)
@@ -257,7 +246,9 @@ def run_scenario(
                     raise _Fault(f"iteration {i}: the ego controller diverged (non-finite state)")
                 nxt = EgoStates(np.array([float(scenario.time_us[base + i + 1]) * 1e-6]), nxt.pose, nxt.velocity,
                                 nxt.acceleration, nxt.steering_angle, nxt.yaw_rate)
-                model.advance(i, ego.pose[cur].copy(), float(np.hypot(*ego.velocity[cur])), lights)
+                # agents move given the ego at i and the lights of i+1 (what nuPlan's IDM agents read)
+                model.advance(i, ego.pose[cur].copy(), float(np.hypot(*ego.velocity[cur])),
+                              scenario.traffic_lights.at(base + i + 1))
                 ego.append(nxt)
                 obs.append(observation(model.observe(), ego.pose[cur + 1]))
     except _Fault as fault:
