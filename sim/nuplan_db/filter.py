@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sim.errors import DataError
@@ -62,22 +62,22 @@ def extraction_window(scenario_type: str, expand_scenarios: bool = False) -> tup
     return DEFAULT_OFFSET_S, DEFAULT_DURATION_S
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class ScenarioRef:
-    """A scenario in a log: where to find it and how to cut it. Sorts by token (as nuPlan's final list).
+    """A scenario in a log: where to find it and how to cut it.
 
     ``token`` is the tagged lidar_pc token (16 hex chars); ``timestamp_us`` its timestamp; the window runs from
     ``timestamp_us + offset_s`` for ``duration_s`` seconds.
     """
 
     token: str
-    log_name: str = field(compare=False)
-    db_path: str = field(compare=False)
-    timestamp_us: int = field(compare=False)
-    scenario_type: str = field(compare=False)
-    map_name: str = field(compare=False)
-    offset_s: float = field(compare=False, default=MAPPED_OFFSET_S)
-    duration_s: float = field(compare=False, default=MAPPED_DURATION_S)
+    log_name: str
+    db_path: str
+    timestamp_us: int
+    scenario_type: str
+    map_name: str
+    offset_s: float = MAPPED_OFFSET_S
+    duration_s: float = MAPPED_DURATION_S
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,10 @@ def log_name_of(db_path: str | Path) -> str:
 ScenarioDict = dict[str, list[ScenarioRef]]
 
 
+def _by_token(ref: ScenarioRef) -> tuple[str, str]:
+    return ref.token, ref.log_name  # nuPlan sorts the final list by token
+
+
 def _equisample(refs: Sequence[ScenarioRef], n: int, rng: random.Random | None) -> list[ScenarioRef]:
     if rng is not None and n < len(refs):
         return rng.sample(list(refs), n)
@@ -200,7 +204,7 @@ def filter_total_num_scenarios(d: ScenarioDict, limit: int | float, rng: random.
             d[DEFAULT_SCENARIO_TYPE] = _equisample(unknown, len(unknown) - (total - required), rng)
             return d
         del d[DEFAULT_SCENARIO_TYPE]
-    kept = _equisample(sorted(r for v in d.values() for r in v), required, rng)
+    kept = _equisample(sorted((r for v in d.values() for r in v), key=_by_token), required, rng)
     out: ScenarioDict = {}
     for r in kept:
         out.setdefault(r.scenario_type, []).append(r)
@@ -230,7 +234,7 @@ def apply_filters(d: ScenarioDict, flt: ScenarioFilter) -> list[ScenarioRef]:
         d = filter_total_num_scenarios(d, flt.limit_total_scenarios, rng)
     if flt.timestamp_threshold_s is not None:
         d = filter_by_timestamp(d, flt.timestamp_threshold_s)
-    refs = sorted(r for v in d.values() for r in v)
+    refs = sorted((r for v in d.values() for r in v), key=_by_token)
     if rng is not None:
         rng.shuffle(refs)
     return refs

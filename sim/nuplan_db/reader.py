@@ -32,6 +32,8 @@ from sim.scenario import EgoStates, Scenario, Tracks, TrafficLights
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _EXPECTED = "a nuPlan log database (SQLite)"
+#: Bound parameters per statement (SQLite's default limit is 32766 since 3.32; older builds allow 999).
+_MAX_PARAMS = 900
 F64 = npt.NDArray[np.float64]
 
 
@@ -241,17 +243,24 @@ class LogDB:
                         tracks=self._tracks(pc_tokens), traffic_lights=self._lights(pc_tokens),
                         route_roadblock_ids=route, mission_goal=goal, history_steps=h, tags=tags)
 
+    def _rows_per_step(self, pc_tokens: list[bytes], select: str) -> list[tuple]:
+        """Run ``select`` (which reads table ``w(tok, step)``) with ``w`` = the lidar_pc tokens and their step
+        index, in batches that stay under SQLite's bound-parameter limit. Returning the step as a small int from
+        SQL is much cheaper than fetching 8-byte BLOBs and mapping them in Python."""
+        rows: list[tuple] = []
+        for a in range(0, len(pc_tokens), _MAX_PARAMS):
+            batch = pc_tokens[a:a + _MAX_PARAMS]
+            values = ", ".join(f"(?, {a + i})" for i in range(len(batch)))
+            rows += self._all(f"WITH w(tok, step) AS (VALUES {values}) {select}", batch)
+        return rows
+
     def _tracks(self, pc_tokens: list[bytes]) -> Tracks:
         """``(N, T)`` boxes over the union of tracks seen at these lidar_pcs, ordered by first appearance, then
         token. Sizes and categories come from the ``track`` rows (one size per track; the earliest box in the
         window stands in where a track row has no size)."""
         t = len(pc_tokens)
-        # The step index comes back from SQL (a VALUES table joined on the token): small ints are far cheaper
-        # to fetch than 8-byte BLOBs, and the per-row cost of the Python driver dominates this query.
-        steps_sql = ", ".join(f"(?, {i})" for i in range(t))
-        rows = self._all(f"""WITH w(tok, step) AS (VALUES {steps_sql})
-                             SELECT w.step, lb.track_token, lb.x, lb.y, lb.yaw, lb.vx, lb.vy
-                             FROM w JOIN lidar_box AS lb ON lb.lidar_pc_token = w.tok""", pc_tokens)
+        rows = self._rows_per_step(pc_tokens, """SELECT w.step, lb.track_token, lb.x, lb.y, lb.yaw, lb.vx, lb.vy
+                                                 FROM w JOIN lidar_box AS lb ON lb.lidar_pc_token = w.tok""")
         if not rows:
             return Tracks.empty(t)
         step_col, track_col, *value_cols = zip(*rows, strict=True)
@@ -279,10 +288,13 @@ class LogDB:
         pose[..., 2] = wrap_angle(pose[..., 2])
 
         ordered_keys = [keys[k] for k in order]
-        info = {bytes(r[0]): r[1:] for r in self._all(
-            f"""SELECT tr.token, tr.length, tr.width, tr.height, c.name
-                FROM track AS tr JOIN category AS c ON c.token = tr.category_token
-                WHERE tr.token IN ({', '.join('?' * n)})""", ordered_keys)}
+        info: dict[bytes, tuple] = {}
+        for a in range(0, n, _MAX_PARAMS):
+            batch = ordered_keys[a:a + _MAX_PARAMS]
+            info.update((bytes(r[0]), r[1:]) for r in self._all(
+                f"""SELECT tr.token, tr.length, tr.width, tr.height, c.name
+                    FROM track AS tr JOIN category AS c ON c.token = tr.category_token
+                    WHERE tr.token IN ({', '.join('?' * len(batch))})""", batch))
         size = np.zeros((n, 3))
         category = np.empty(n, np.int8)
         for j, key in enumerate(ordered_keys):
@@ -303,16 +315,15 @@ class LogDB:
 
     def _lights(self, pc_tokens: list[bytes]) -> TrafficLights:
         """``(T, L)`` status of every lane connector reported in the window (UNKNOWN where not reported)."""
-        rows = self._all(f"""SELECT lidar_pc_token, lane_connector_id, status FROM traffic_light_status
-                             WHERE lidar_pc_token IN ({', '.join('?' * len(pc_tokens))})""", pc_tokens)
+        rows = self._rows_per_step(pc_tokens, """SELECT w.step, tl.lane_connector_id, tl.status
+                                                 FROM w JOIN traffic_light_status AS tl ON tl.lidar_pc_token = w.tok""")
         if not rows:
             return TrafficLights.empty(len(pc_tokens))
-        step_of = {tok: i for i, tok in enumerate(pc_tokens)}
         lc = np.array([int(r[1]) for r in rows], dtype=np.int64)
         ids, col = np.unique(lc, return_inverse=True)
         status = np.full((len(pc_tokens), len(ids)), TrafficLightStatus.UNKNOWN, np.int8)
         code = np.array([TRAFFIC_LIGHT_BY_NAME.get(str(r[2]), TrafficLightStatus.UNKNOWN) for r in rows], np.int8)
-        status[[step_of[bytes(r[0])] for r in rows], col] = code
+        status[[r[0] for r in rows], col] = code
         return TrafficLights(lane_connector_id=ids, status=status)
 
     def _route_and_goal(self, scene_token: bytes, token: str) -> tuple[tuple[int, ...], F64 | None]:
