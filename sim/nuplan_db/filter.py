@@ -114,7 +114,8 @@ class ScenarioFilter:
                 continue
             if isinstance(v, str):
                 raise _config_error(f, v, "a list of strings, not one string")
-            object.__setattr__(self, f, tuple(tuple(x) if isinstance(x, list | tuple) else x for x in v))
+            # Any iterable works (lists from YAML, OmegaConf ListConfig); (log_name, token) pairs become tuples.
+            object.__setattr__(self, f, tuple(x if isinstance(x, str) else tuple(x) for x in v))
         n = self.num_scenarios_per_type
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
             raise _config_error("num_scenarios_per_type", n, "a positive integer")

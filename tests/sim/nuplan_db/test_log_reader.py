@@ -372,3 +372,13 @@ def test_missing_ego_pose_and_bad_roadblock_ids(db_path: Path, tmp_path: Path, s
     with pytest.raises(DataError) as err:
         load_scenario((p2, ref.token))
     _assert_one_line(err, p2, "roadblock_ids", "1000,1001")
+
+
+def test_filter_from_omegaconf_lists(db_path: Path, recording: LogRecording) -> None:
+    from omegaconf import OmegaConf
+
+    tok = _token_at(db_path, recording, _frame(recording, 26.0))
+    cfg = OmegaConf.create({"scenario_types": list(TAGGED), "scenario_tokens": [[recording.log_name, tok]]})
+    flt = ScenarioFilter.from_mapping(dict(cfg))
+    assert flt.scenario_tokens == ((recording.log_name, tok),)
+    assert [r.token for r in list_scenarios(db_path, flt)] == [tok]
