@@ -168,3 +168,41 @@ def test_connector_start_inside_intersection(town_map) -> None:
     _run(model, sc, steps)
     assert model.pose[0, 0] > 65.0  # continued into lane 3
     assert model.target_velocity[0] == 12.0  # the connector's speed limit
+
+
+def test_agents_go_straight_through_a_real_shaped_junction() -> None:
+    from sim.nuplan_map.map_api import MapAPI
+    from sim.nuplan_map.toy import DEFAULT_ORIGIN, junction_layers
+    from sim.scenario import Scenario, TrafficLights
+    from tests.sim.agents.world import DT
+
+    m = MapAPI.from_layers(junction_layers())
+    ox, oy = DEFAULT_ORIGIN
+    # Inbound lanes of the west arm: lanes heading east (+x) west of the junction.
+    starts = []
+    for s in np.flatnonzero(~m.seg_is_connector):
+        b = m.baseline(int(s))
+        if abs(wrap(b[0, 2])) < 0.1 and b[-1, 0] < ox - 5.0 and len(m.successors(int(s))) >= 2:
+            starts.append(b[len(b) // 2])
+    assert len(starts) == 2
+    steps = 150
+    ego = ego_states(np.tile([ox - 40.0, oy + 40.0, 0.0], (steps + 1, 1)))  # off the road, out of the way
+    objs = tracks([{"token": f"a{k}", "pose": tuple(p), "velocity": (6.0, 0.0)} for k, p in enumerate(starts)],
+                  steps + 1)
+    conns = np.flatnonzero(m.seg_has_traffic_light)
+    lights = TrafficLights(m.seg_id[conns], np.full((steps + 1, len(conns)), GREEN, np.int8))
+    sc = Scenario("b" * 16, "l", "t", "x", (np.arange(steps + 1) * int(DT * 1e6)).astype(np.int64), ego, objs,
+                  lights, (), None, history_steps=0)
+    model = IDMAgents()
+    model.reset(sc, m)
+    assert len(model.token) == 2
+    _run(model, sc, 60, lights={int(c): int(GREEN) for c in m.seg_id[conns]})
+    for i in range(2):
+        assert model.pose[i, 0] > ox + 12.0  # crossed the junction...
+        assert abs(wrap(model.pose[i, 2])) < 0.05  # ...straight on
+        assert abs(model.pose[i, 1] - starts[i][1]) < 0.2  # in the same lane position
+        assert m.is_drivable(model.pose[i : i + 1, :2])[0]
+
+
+def wrap(a):
+    return (a + np.pi) % (2 * np.pi) - np.pi
