@@ -5,12 +5,14 @@ Behaviour (../shared/reference/nuplan.md §4.4):
 - Built once from the **vehicles** present at the start iteration. Each is snapped to the baseline of the lane
   containing its centre (a lane connector when the centre is inside an intersection) whose heading is closest
   to the vehicle's, and skipped if its snapped box overlaps the ego, an open-loop object or an agent already
-  placed. Speed = |velocity| (the ego speed when NaN); target speed = the lane's speed limit, else 10 m/s.
+  placed. Speed = |velocity| (the ego speed when NaN); target speed = the speed limit of the last segment of
+  its route (updated every step; 10 m/s until a segment with a limit is reached).
 - Pedestrians and static objects are replayed from the log (open loop). Bicycles disappear, as in nuPlan.
 - Each step, for every agent in turn (later agents see earlier agents' new footprints, as nuPlan's sequential
-  loop does): extend the route when little path is left (successor with the smallest curvature; connectors
-  with a reported light only when GREEN, others unless RED); find the leader = the obstacle that enters the
-  agent's corridor (its path ahead, ± half its width) first — the ego box, open-loop boxes of the next
+  loop does): extend the route while less than ``20 m + v0·T`` of path is left (successor with the smallest
+  curvature; segments with a traffic light in the map only when GREEN, others unless RED); find the
+  leader = the obstacle that enters the agent's corridor (its path ahead, ± half its width) first — the ego
+  box, open-loop boxes of the next
   iteration, other agents' projected footprints, and stop lines of RED connectors on its own route; one IDM
   forward-Euler step. Agents farther than 100 m from the ego are removed for good.
 - IDM: ``s* = s0 + v·T + v·(v − v_lead)/(2√(a·b))``, ``v̇ = a·(1 − (v/v0)^4 − (s*/gap)²)`` clipped to
@@ -255,6 +257,10 @@ class IDMAgents:
         a_coef = 1.0 / (2.0 * np.sqrt(p.accel_max * p.decel_max))
         for i in np.flatnonzero(self.active):
             self._plan_route(i, traffic_lights)
+            # The target speed follows the speed limit of the route's last segment when it has one.
+            limit = float(self._map.seg_speed_limit[self.routes[i][-1]])
+            if np.isfinite(limit) and limit > 0.0:
+                self.target_velocity[i] = limit
             path = self.paths[i]
             s = float(self.progress[i])
             v = float(self.speed[i])
@@ -337,14 +343,12 @@ class IDMAgents:
         return self._baseline_cache[seg]
 
     def _allowed(self, seg: int, traffic_lights: dict[int, int]) -> bool:
-        """A connector with a reported light only when GREEN; any other segment unless RED."""
+        """nuPlan's rule: a segment with a traffic light in the map only when GREEN; any other unless RED."""
         m = self._map
-        if not m.seg_is_connector[seg]:
-            return True
         status = traffic_lights.get(int(m.seg_id[seg]), TrafficLightStatus.UNKNOWN)
-        if status == TrafficLightStatus.UNKNOWN:
-            return True
-        return status == TrafficLightStatus.GREEN
+        if m.seg_has_traffic_light[seg]:
+            return status == TrafficLightStatus.GREEN
+        return status != TrafficLightStatus.RED
 
     def _start_curvature(self, seg: int) -> float:
         """Mean |curvature| over the first 10 m of a segment's baseline (1/m): smaller = straighter."""

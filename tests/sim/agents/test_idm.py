@@ -165,9 +165,10 @@ def test_connector_start_inside_intersection(town_map) -> None:
     model = IDMAgents()
     model.reset(sc, town_map)
     assert town_map.seg_is_connector[model.routes[0][0]]
-    _run(model, sc, steps)
-    assert model.pose[0, 0] > 65.0  # continued into lane 3
     assert model.target_velocity[0] == 12.0  # the connector's speed limit
+    _run(model, sc, steps)
+    assert model.pose[0, 0] > 65.0  # continued into lane 3...
+    assert model.target_velocity[0] == 10.0  # ...whose speed limit it now follows
 
 
 def test_agents_go_straight_through_a_real_shaped_junction() -> None:
@@ -196,7 +197,7 @@ def test_agents_go_straight_through_a_real_shaped_junction() -> None:
     model = IDMAgents()
     model.reset(sc, m)
     assert len(model.token) == 2
-    _run(model, sc, 60, lights={int(c): int(GREEN) for c in m.seg_id[conns]})
+    _run(model, sc, 100, lights={int(c): int(GREEN) for c in m.seg_id[conns]})
     for i in range(2):
         assert model.pose[i, 0] > ox + 12.0  # crossed the junction...
         assert abs(wrap(model.pose[i, 2])) < 0.05  # ...straight on
