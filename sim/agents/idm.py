@@ -3,8 +3,8 @@
 Behaviour (../shared/reference/nuplan.md §4.4):
 
 - Built once from the **vehicles** present at the start iteration. Each is snapped to the baseline of the lane
-  containing its centre (a lane connector when the centre is inside an intersection) whose heading is closest
-  to the vehicle's, and skipped if its snapped box overlaps the ego, an open-loop object or an agent already
+  containing its centre (else, inside an intersection, of a lane connector containing it) whose heading is
+  closest to the vehicle's, and skipped if its snapped box overlaps the ego, an open-loop object or an agent already
   placed. Speed = |velocity| (the ego speed when NaN); target speed = the speed limit of the last segment of
   its route (updated every step; 10 m/s until a segment with a limit is reached).
 - Pedestrians and static objects are replayed from the log (open loop). Bicycles disappear, as in nuPlan.
@@ -180,9 +180,13 @@ class IDMAgents:
         candidates = m.segments_containing(point)[0]
         if len(candidates) == 0:
             return None
-        want_connector = m.in_layer("intersections", point)[0] >= 0
-        candidates = candidates[m.seg_is_connector[candidates] == want_connector]
-        if len(candidates) == 0:
+        # nuPlan's order: a lane containing the centre, else (inside an intersection) a lane connector.
+        lanes = candidates[~m.seg_is_connector[candidates]]
+        if len(lanes):
+            candidates = lanes
+        elif m.in_layer("intersections", point)[0] >= 0:
+            candidates = candidates[m.seg_is_connector[candidates]]
+        else:
             return None
         best, best_err = None, np.inf
         for seg in candidates:
