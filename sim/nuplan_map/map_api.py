@@ -16,7 +16,7 @@ import shapely
 from shapely import STRtree
 
 from sim.errors import NotFoundError, SchemaError
-from sim.geometry import polyline_arc_length, polyline_headings, wrap_angle
+from sim.geometry import polyline_arc_length, wrap_angle
 from sim.nuplan_map.layers import FeatureTable, MapLayers
 
 I64 = npt.NDArray[np.int64]
@@ -94,10 +94,9 @@ class MapAPI:
         self._lane_key = {int(f): i for i, f in enumerate(lanes.fid)}
         self._conn_key = {int(f): n_lanes + i for i, f in enumerate(conns.fid)}
 
-        baselines = self._baselines(tables["baseline_paths"], conns)
-        self._baseline_offsets = np.concatenate([[0], np.cumsum([len(b) for b in baselines])]).astype(np.int64)
-        self._baseline_xyh = np.concatenate(baselines) if baselines else np.zeros((0, 3))
-        self.seg_length: F64 = np.array([polyline_arc_length(b)[-1] for b in baselines])
+        xy_list = self._baselines(tables["baseline_paths"], conns)
+        self._baseline_offsets = np.concatenate([[0], np.cumsum([len(b) for b in xy_list])]).astype(np.int64)
+        self._baseline_xyh, self.seg_length = _stack_polylines(xy_list, self._baseline_offsets)
 
         conn_polys = np.array(conns.geometry, dtype=object).copy()
         if "gen_lane_connectors_scaled_width_polygons" in tables:
@@ -144,7 +143,7 @@ class MapAPI:
                 kind = "lane_connector_fid" if s >= n_lanes else "lane_fid"
                 raise SchemaError(None, f"map has no baseline path for {kind}={int(self.seg_id[s])}",
                                   "a baseline_paths row (>= 2 vertices) for every lane and lane connector")
-            out.append(np.column_stack([xy[:, :2], polyline_headings(xy)]))
+            out.append(xy[:, :2])
         return out
 
     def _build_graph(self) -> None:
@@ -177,7 +176,7 @@ class MapAPI:
         known = set(ids)
         for s in np.unique(self.seg_roadblock_id):  # roadblocks referenced by segments but without a polygon
             if int(s) not in known:
-                members = np.flatnonzero(self.seg_roadblock_id == s)
+                members = np.flatnonzero(self.seg_roadblock_id == s)  # rare: only maps lacking lane groups
                 ids.append(int(s))
                 is_conn.append(bool(self.seg_is_connector[members[0]]))
                 polys.append(shapely.union_all(self.seg_polygon[members]))
@@ -187,12 +186,16 @@ class MapAPI:
         self._rb_key: dict[int, int] = {}
         for i, rb in enumerate(self.rb_id):
             self._rb_key.setdefault(int(rb), i)
-        self._rb_segments = {int(rb): np.flatnonzero(self.seg_roadblock_id == rb) for rb in self.rb_id}
+        order = np.argsort(self.seg_roadblock_id, kind="stable")
+        keys, starts = np.unique(self.seg_roadblock_id[order], return_index=True)
+        groups = np.split(order, starts[1:])
+        self._rb_segments = {int(rb): np.zeros(0, np.int64) for rb in self.rb_id}
+        self._rb_segments.update({int(k): g.astype(np.int64) for k, g in zip(keys, groups, strict=True)})
         self._rb_succ: dict[int, tuple[int, ...]] = {}
         for rb, segs in self._rb_segments.items():
             nxt = {int(self.seg_roadblock_id[t]) for s in segs for t in self._succ[s]}
             self._rb_succ[rb] = tuple(sorted(nxt))
-        self._rb_length = {rb: float(np.mean(self.seg_length[s])) if len(s) else 0.0
+        self._rb_length = {rb: float(self.seg_length[s].mean()) if len(s) else 0.0
                            for rb, s in self._rb_segments.items()}
 
     def _build_areas(self, tables: dict[str, FeatureTable]) -> None:
@@ -342,6 +345,20 @@ class MapAPI:
         hits = self._areas[name].tree.query(shapely.points(pts[:, :2]), predicate="intersects")
         out[hits[0][::-1]] = hits[1][::-1]  # first hit wins
         return out
+
+
+def _stack_polylines(xy_list: list[F64], offsets: I64) -> tuple[F64, F64]:
+    """Concatenate polylines into ``(P, 3)`` x, y, heading (nuPlan's vertex headings) and their lengths ``(S,)``."""
+    xy = np.concatenate(xy_list) if xy_list else np.zeros((0, 2))
+    d = np.diff(xy, axis=0, append=xy[-1:] if len(xy) else np.zeros((0, 2)))
+    heading = np.arctan2(d[:, 1], d[:, 0])
+    last = offsets[1:] - 1  # each polyline's last vertex repeats the previous heading
+    heading[last] = heading[last - 1]
+    step = np.hypot(d[:, 0], d[:, 1])
+    step[last] = 0.0
+    cum = np.concatenate([[0.0], np.cumsum(step)])
+    lengths = cum[offsets[1:]] - cum[offsets[:-1]]
+    return np.column_stack([xy, heading]), lengths
 
 
 def project_on_polyline(base: F64, pts: F64) -> tuple[F64, F64]:
