@@ -1,0 +1,231 @@
+"""IDM proposals along paths: obstacle forecasts in path coordinates, speed caps, and the batched IDM unroll.
+
+Every proposal k follows one *lane* (a :class:`experts.route.Path`) at a constant lateral offset, with an IDM
+longitudinal policy toward its own target speed. Obstacles are the forecast boxes of the tracked objects
+(constant velocity for agents, fixed for static objects), red lights on the path and the path end. An obstacle
+leads proposal k when its box overlaps k's corridor (the path shifted by the offset, ½ ego width + margin each
+side) and its front is ahead of ego's rear axle. The unroll is explicit Euler at 0.1 s, the leader
+re-evaluated every ``FORECAST_STEPS`` steps as PDM-Closed does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from experts.route import Path
+from sim.categories import AGENT_CATEGORIES
+from sim.geometry import box_corners
+from sim.scenario import Tracks
+from sim.vehicle import PACIFICA
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+#: Steps (of 0.1 s) between leader updates / forecast samples.
+FORECAST_STEPS = 2
+#: Extra lateral margin of the corridor on each side of the ego half width (m).
+CORRIDOR_MARGIN = 0.15
+#: Objects whose nearest path vertex is farther than this are ignored (m).
+MAX_PATH_DISTANCE = 8.0
+
+
+@dataclass(frozen=True)
+class IDMParams:
+    """PDM-Closed's IDM constants (tuplan_garage ``pdm_closed_planner.yaml``)."""
+
+    min_gap: float = 1.0  # s0, m
+    headway: float = 1.5  # T, s
+    accel_max: float = 1.5  # a, m/s²
+    decel_max: float = 3.0  # b, m/s²
+    exponent: float = 10.0  # δ
+
+
+IDM_DEFAULT = IDMParams()
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Constant-velocity forecast of N objects at J times ``t0 + j·dt_j``.
+
+    ``corners``: ``(N, 4, 2)`` now; ``center``: ``(N, J, 3)``; ``length``, ``width``: ``(N,)`` m;
+    ``velocity``: ``(N, 2)`` global m/s (0 for static objects);
+    ``is_agent``: ``(N,)``; ``speed``: ``(N,)`` m/s.
+    """
+
+    corners: F64
+    center: F64
+    length: F64
+    width: F64
+    velocity: F64
+    is_agent: npt.NDArray[np.bool_]
+    speed: F64
+    category: npt.NDArray[np.int8]
+
+
+def forecast(tracks: Tracks, num_samples: int, dt: float) -> Forecast:
+    """Constant-velocity forecast of the objects of a one-step ``tracks`` at ``j·dt``, ``j = 0..num_samples-1``.
+
+    Static categories stay where they are; agents move with their current global velocity (heading kept).
+    """
+    pose = tracks.pose[:, -1, :]  # (N, 3)
+    is_agent = np.isin(tracks.category, AGENT_CATEGORIES)
+    vel = np.where(is_agent[:, None], np.nan_to_num(tracks.velocity[:, -1, :]), 0.0)
+    t = np.arange(num_samples) * dt
+    center = np.repeat(pose[:, None, :], num_samples, axis=1)
+    center[..., :2] += vel[:, None, :] * t[None, :, None]
+    corners = box_corners(pose, tracks.size[:, 0], tracks.size[:, 1]) if len(pose) else np.zeros((0, 4, 2))
+    return Forecast(corners, center, tracks.size[:, 0], tracks.size[:, 1], vel, is_agent,
+                    np.hypot(vel[:, 0], vel[:, 1]), tracks.category)
+
+
+@dataclass(frozen=True)
+class PathObstacles:
+    """Obstacles of one path in its arc-length frame, for D lateral offsets, J forecast times, M obstacles.
+
+    ``s_min``/``s_max``: ``(D, J, M)`` rear-most / front-most arc length of the obstacle where it overlaps the
+    corridor of offset d at time j, +inf / -inf elsewhere. ``speed``: ``(J, M)`` speed along the path (≥ 0).
+    """
+
+    s_min: F64
+    s_max: F64
+    speed: F64
+
+
+def path_obstacles(path: Path, offsets: F64, fc: Forecast, red_light_s: F64, ignore: npt.NDArray[np.bool_],
+                   half_width: float = PACIFICA.width / 2 + CORRIDOR_MARGIN, stopped_extra_gap: float = 0.0
+                   ) -> PathObstacles:
+    """Project the forecast onto ``path``; add red lights (arc lengths ``red_light_s``) and the path end.
+
+    ``ignore``: ``(N,)`` objects to leave out (e.g. those ego already overlaps). ``stopped_extra_gap``: metres
+    added to the IDM stopping distance behind stationary objects (room to steer around them later).
+    """
+    d_off = np.asarray(offsets, np.float64)
+    n, j = fc.center.shape[:2]
+    if n:
+        # Project box centres; the box's extent along / across the path follows from its relative heading.
+        cs, clat, dist = path.project(fc.center[..., :2])  # (N, J)
+        h = np.interp(cs, path.s, path.heading)
+        rel = fc.center[..., 2] - h
+        c, s_ = np.abs(np.cos(rel)), np.abs(np.sin(rel))
+        half_l, half_w = fc.length[:, None] / 2.0, fc.width[:, None] / 2.0
+        ext_s = half_l * c + half_w * s_
+        ext_lat = half_l * s_ + half_w * c
+        s_lo, s_hi = cs - ext_s, cs + ext_s
+        if stopped_extra_gap:
+            s_lo = s_lo - np.where(fc.speed < 0.5, stopped_extra_gap, 0.0)[:, None]
+        lat_lo, lat_hi = clat - ext_lat, clat + ext_lat
+        near = (dist < MAX_PATH_DISTANCE + ext_lat) & (s_hi > 0.0) & (s_lo < path.length) & ~ignore[:, None]
+        inside = (near[None] & (lat_hi[None] > d_off[:, None, None] - half_width)
+                  & (lat_lo[None] < d_off[:, None, None] + half_width))  # (D, N, J)
+        s_min = np.where(inside, s_lo[None], np.inf).transpose(0, 2, 1)
+        s_max = np.where(inside, s_hi[None], -np.inf).transpose(0, 2, 1)
+        along = fc.velocity[:, None, 0] * np.cos(h) + fc.velocity[:, None, 1] * np.sin(h)
+        speed = np.maximum(along, 0.0).T  # (J, N)
+    else:
+        s_min = np.full((len(d_off), j, 0), np.inf)
+        s_max = np.full((len(d_off), j, 0), -np.inf)
+        speed = np.zeros((j, 0))
+    fixed = np.concatenate([np.asarray(red_light_s, np.float64), [path.length]])
+    f_min = np.broadcast_to(fixed, (len(d_off), j, len(fixed)))
+    f_max = f_min + 0.5
+    return PathObstacles(np.concatenate([s_min, f_min], -1), np.concatenate([s_max, f_max], -1),
+                         np.concatenate([speed, np.zeros((j, len(fixed)))], -1))
+
+
+def speed_cap(path: Path, points_s: npt.ArrayLike, points_v: npt.ArrayLike, decel: float = 1.5,
+              max_lat_accel: float = 2.5) -> F64:
+    """``(P,)`` speed cap (m/s) per vertex: curvature (lateral acceleration ≤ ``max_lat_accel``) and caution
+    points (arc ``points_s`` where the speed must be ≤ ``points_v``), each anticipated by a comfortable
+    deceleration ``decel``: cap(s) = min over points r ≥ s of sqrt(v_r² + 2·decel·(r − s)).
+    """
+    ds = np.gradient(path.s) if len(path) > 1 else np.ones(1)
+    kappa = np.abs(np.gradient(path.heading) / np.maximum(ds, 1e-6))
+    kappa = np.convolve(kappa, np.ones(5) / 5.0, mode="same")  # curvature of resampled baselines is noisy
+    local = np.sqrt(max_lat_accel / np.maximum(kappa, 1e-4))
+    r_s = np.concatenate([path.s, np.asarray(points_s, np.float64)])
+    r_v = np.concatenate([local, np.asarray(points_v, np.float64)])
+    gap = r_s[None, :] - path.s[:, None]  # (P, R)
+    reach = np.where(gap >= 0.0, np.sqrt(r_v[None, :] ** 2 + 2.0 * decel * np.maximum(gap, 0.0)), np.inf)
+    # points a little behind the vertex (ego still beside them) keep their own cap
+    reach = np.where((gap < 0.0) & (gap > -3.0) & (np.arange(len(r_s)) >= len(path))[None], r_v[None], reach)
+    return reach.min(1)
+
+
+@dataclass(frozen=True)
+class ProposalSet:
+    """K proposals: which path (index into the caller's list of paths), lateral offset, IDM target speed.
+
+    ``combo``: ``(K,)`` index of the (path, offset) pair whose obstacles the proposal reacts to.
+    """
+
+    path: I64
+    offset: F64
+    target_speed: F64
+    combo: I64
+
+
+def unroll_idm(
+    s0: F64,
+    v0: float,
+    proposals: ProposalSet,
+    s_min: F64,
+    s_max: F64,
+    speed: F64,
+    caps: F64,
+    num_steps: int,
+    dt: float = 0.1,
+    params: IDMParams = IDM_DEFAULT,
+    front_length: float = PACIFICA.front_length,
+) -> tuple[F64, F64]:
+    """Progress ``(K, num_steps+1)`` (m along each proposal's path) and speed ``(K, num_steps+1)``.
+
+    ``s0``: ``(K,)`` start arc of ego's rear axle on each proposal's path. ``s_min``/``s_max``: ``(C, J, M)``
+    obstacle extents per (path, offset) combo; ``speed``: ``(C, J, M)``. ``caps``: ``(B, G)`` speed cap per
+    proposal path on a 1 m grid (index = floor(s)).
+    """
+    k = len(proposals.path)
+    s = np.empty((num_steps + 1, k))
+    v = np.empty((num_steps + 1, k))
+    s[0] = s0
+    v[0] = max(float(v0), 0.0)
+    combo = proposals.combo
+    target = np.maximum(proposals.target_speed, 1e-3)
+    sqrt_ab = 2.0 * np.sqrt(params.accel_max * params.decel_max)
+    rows = np.arange(k)
+    j_max = s_min.shape[1] - 1
+    width = caps.shape[1]
+    flat_caps = np.maximum(caps, 1e-3).ravel()
+    cap_base = proposals.path * width
+    s0_gap, headway, a_max, b_max, delta = (params.min_gap, params.headway, params.accel_max, params.decel_max,
+                                            params.exponent)
+    lead_s = lead_v = None
+    # Tight loop: ~20 small ufunc calls per step on (K,) arrays; the leader search every FORECAST_STEPS.
+    for i in range(num_steps):
+        si, vi = s[i], v[i]
+        if i % FORECAST_STEPS == 0:
+            j = min(i // FORECAST_STEPS, j_max)
+            cand = np.where(s_max[combo, j] > si[:, None], s_min[combo, j], np.inf)  # (K, M)
+            m = np.argmin(cand, axis=1)
+            lead_s = cand[rows, m] - front_length
+            lead_v = speed[combo, j][rows, m]
+        idx = np.minimum(np.maximum(si, 0.0), width - 1).astype(np.int64)
+        vt = np.minimum(target, flat_caps[cap_base + idx])
+        gap = np.maximum(lead_s - si, s0_gap)
+        s_star = np.maximum(s0_gap + vi * (headway + (vi - lead_v) / sqrt_ab), 0.0)
+        accel = a_max * (1.0 - (vi / vt) ** delta - (s_star / gap) ** 2)
+        v_next = np.maximum(vi + dt * np.minimum(np.maximum(accel, -b_max), a_max), 0.0)
+        v[i + 1] = v_next
+        s[i + 1] = si + dt * v_next
+    return s.T.copy(), v.T.copy()
+
+
+def braking_profile(s0: float, v0: float, num_steps: int, decel: float, dt: float = 0.1) -> tuple[F64, F64]:
+    """Progress and speed ``(num_steps+1,)`` of a constant deceleration ``decel`` (m/s²) to a stop."""
+    t = np.arange(num_steps + 1) * dt
+    v0 = max(float(v0), 0.0)
+    t_stop = v0 / decel
+    tc = np.minimum(t, t_stop)
+    return s0 + v0 * tc - 0.5 * decel * tc**2, np.maximum(v0 - decel * t, 0.0)
