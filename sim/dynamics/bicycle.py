@@ -106,9 +106,14 @@ def propagate(
     steering_rate_cmd: npt.ArrayLike,
     dt: float,
     vehicle: VehicleParameters = PACIFICA,
+    heading_rate: F64 | None = None,
 ) -> BicycleState:
     """One step of ``dt`` seconds for K vehicles given commanded acceleration ``(K,)`` (m/s²) and steering
-    rate ``(K,)`` (rad/s). Returns the state at ``time_s + dt``."""
+    rate ``(K,)`` (rad/s). Returns the state at ``time_s + dt``.
+
+    ``heading_rate``: ``v·tan(δ)/L`` of ``state`` when already known — it equals ``state.yaw_rate`` whenever
+    ``state`` itself came from :func:`propagate` (saves a tangent per step in long rollouts); default: computed.
+    """
     if not dt > 0.0:
         raise ValueError(f"bicycle propagate: dt={dt} s (expected > 0)")
     accel_cmd = np.asarray(accel_cmd, dtype=np.float64)
@@ -127,7 +132,9 @@ def propagate(
     pose = np.empty_like(state.pose)
     pose[:, 0] = state.pose[:, 0] + dt * v * np.cos(heading)
     pose[:, 1] = state.pose[:, 1] + dt * v * np.sin(heading)
-    pose[:, 2] = wrap_angle(heading + dt * v * np.tan(state.steering_angle) / vehicle.wheel_base)
+    if heading_rate is None:
+        heading_rate = v * np.tan(state.steering_angle) / vehicle.wheel_base
+    pose[:, 2] = wrap_angle(heading + dt * heading_rate)
     velocity = v + dt * accel
     steering = np.clip(state.steering_angle + dt * steering_rate, -MAX_STEERING_ANGLE, MAX_STEERING_ANGLE)
     yaw_rate = velocity * np.tan(steering) / vehicle.wheel_base

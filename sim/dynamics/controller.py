@@ -165,7 +165,8 @@ def simulate_trajectories(
     record(0, state)
     for t in range(num_steps):
         accel, steering_rate = commands(t, state)
-        state = propagate(state, accel, steering_rate, dt, vehicle)
+        # From the second step on the state's yaw rate is v·tan(δ)/L (set by propagate): reuse it.
+        state = propagate(state, accel, steering_rate, dt, vehicle, heading_rate=state.yaw_rate if t else None)
         record(t + 1, state)
     # Transposed views (no copy): the arrays are (K, T+1) but stored time-major.
     return Rollout(t0 + dt * np.arange(num_steps + 1), out_pose.transpose(1, 0, 2),

@@ -189,9 +189,10 @@ def fit_reference(poses: npt.ArrayLike, start_s: npt.ArrayLike, params: LQRParam
     if p.ndim != 3 or p.shape[2] != 3 or p.shape[1] < 2:
         raise DataError(None, f"reference poses have shape {p.shape}", "(K, M+1, 3) with M+1 >= 2")
     dt = params.discretization_time if dt is None else float(dt)
-    p[..., 2] = np.unwrap(p[..., 2], axis=1)
-    velocity, acceleration = fit_velocity_profile(p, dt, params.jerk_penalty)
     heading_displacements = wrap_angle(np.diff(p[..., 2], axis=1))
+    # Unwrapped headings (np.unwrap's result, cheaper): start + cumulative wrapped displacements.
+    p[:, 1:, 2] = p[:, :1, 2] + np.cumsum(heading_displacements, axis=1)
+    velocity, acceleration = fit_velocity_profile(p, dt, params.jerk_penalty)
     curvature, curvature_rate = fit_curvature_profile(heading_displacements, velocity, dt,
                                                       params.curvature_rate_penalty)
     start = np.broadcast_to(np.asarray(start_s, dtype=np.float64), (p.shape[0],)).copy()
@@ -261,30 +262,36 @@ def _interp_uniform(values: F64, start_s: F64, dt: float, query_s: F64) -> F64:
 
 
 @lru_cache(maxsize=16)
-def _horizon_constants(n: int, dt: float) -> tuple[F64, dict[str, float]]:
+def _horizon_constants(n: int, dt: float, wheel_base: float) -> tuple[F64, tuple[float, ...]]:
     """Constants of the closed-form N-step lateral model with planned speeds ``w_j = (v + a·j·dt)·dt``.
 
-    Returns the curvature weights ``(N, 5)`` (columns: 1, j, tail1_j, tail2_j + j·tail1_j, j·tail2_j with
-    ``tail1_j = #{i > j}`` and ``tail2_j = Σ_{i>j} i``) and scalar sums used by :func:`lqr_commands`.
+    Returns the curvature weights ``(N, 5)`` (columns ``dt·1``, ``dt²·j``, ``dt²·tail1_j``,
+    ``dt³·(tail2_j + j·tail1_j)``, ``dt⁴·j·tail2_j`` with ``tail1_j = #{i > j}``, ``tail2_j = Σ_{i>j} i``) and
+    the scalar coefficients used by :func:`lqr_commands` (dt powers folded in).
     """
     j = np.arange(n, dtype=np.float64)
     tail1 = n - 1 - j
     tail2 = np.cumsum(j[::-1])[::-1] - j
-    weights = np.stack([np.ones(n), j, tail1, tail2 + j * tail1, j * tail2], -1)
-    sums = {
-        "j": j.sum(), "jj": (j * j).sum(),
-        # Σ_i w_i·Σ_{k>i} w_k = dt²v²·s_vv + dt³va·s_va + dt⁴a²·s_aa
-        "s_vv": tail1.sum(), "s_va": (tail2 + j * tail1).sum(), "s_aa": (j * tail2).sum(),
-        # Σ_i i·w_i·Σ_{k>i} w_k
-        "i_vv": (j * tail1).sum(), "i_va": (j * (tail2 + j * tail1)).sum(), "i_aa": (j * j * tail2).sum(),
-    }
-    return weights, sums
+    dt2, dt3, dt4 = dt * dt, dt**3, dt**4
+    weights = np.stack([np.full(n, dt), dt2 * j, dt2 * tail1, dt3 * (tail2 + j * tail1), dt4 * j * tail2], -1)
+    inv_l = 1.0 / wheel_base
+    coefficients = (
+        dt * n, dt2 * j.sum(),  # Σ_j w_j = v·c0 + a·c1
+        # Σ_i w_i·Σ_{k>i} w_k = v²·c2 + v·a·c3 + a²·c4
+        dt2 * tail1.sum(), dt3 * (tail2 + j * tail1).sum(), dt4 * (j * tail2).sum(),
+        # heading response to a unit steering rate: Σ_j w_j·j·dt/L = v·c5 + a·c6
+        inv_l * dt2 * j.sum(), inv_l * dt3 * (j * j).sum(),
+        # lateral response: (dt/L)·Σ_i i·w_i·Σ_{k>i} w_k = v²·c7 + v·a·c8 + a²·c9
+        inv_l * dt3 * (j * tail1).sum(), inv_l * dt4 * (j * (tail2 + j * tail1)).sum(),
+        inv_l * dt**5 * (j * j * tail2).sum(),
+    )
+    return weights, coefficients
 
 
 def curvature_moments(curvature: F64, params: LQRParameters = LQR_DEFAULT) -> F64:
-    """The five weighted sums ``(..., 5)`` of a reference-curvature window ``(..., N)`` that the lateral
-    LQR needs (see :func:`_horizon_constants`)."""
-    weights, _ = _horizon_constants(params.tracking_horizon, params.discretization_time)
+    """The five weighted sums ``(..., 5)`` of a reference-curvature window ``(..., N)`` (curvatures at
+    ``now + k·dt``, ``k < N``) that the lateral LQR needs (see :func:`_horizon_constants`)."""
+    weights, _ = _horizon_constants(params.tracking_horizon, params.discretization_time, params.wheel_base)
     return curvature @ weights
 
 
@@ -304,43 +311,41 @@ def lqr_commands(
     curvatures at ``now + k·dt``, ``k < N``, as ``(K, 5)`` or five ``(K,)`` arrays.
     Returns ``(accel_cmd (K,), steering_rate_cmd (K,))``.
     """
-    dt = params.discretization_time
     n = params.tracking_horizon
-    _, c = _horizon_constants(n, dt)
+    dt = params.discretization_time
+    _, c = _horizon_constants(n, dt, params.wheel_base)
     m_a, m_b, m_c, m_d, m_e = moments.T if isinstance(moments, np.ndarray) else moments
 
     # Initial errors in the reference frame at the current time.
     dx = pose[:, 0] - reference_pose[:, 0]
     dy = pose[:, 1] - reference_pose[:, 1]
     ref_heading = reference_pose[:, 2]
-    lateral_error = -dx * np.sin(ref_heading) + dy * np.cos(ref_heading)
+    lateral_error = dy * np.cos(ref_heading) - dx * np.sin(ref_heading)
     heading_error = wrap_angle(pose[:, 2] - ref_heading)
 
     # Longitudinal one-step LQR over the whole horizon: v_N = v_0 + (N·dt)·a.
     b_lon = n * dt
-    accel = (-(b_lon * params.q_longitudinal) / (b_lon * b_lon * params.q_longitudinal + params.r_longitudinal)
-             ) * (velocity - reference_velocity)
+    gain = b_lon * params.q_longitudinal / (b_lon * b_lon * params.q_longitudinal + params.r_longitudinal)
+    accel = (reference_velocity - velocity) * gain
 
     # Lateral: the N-step model (per step j: y += w_j·ψ, ψ += w_j·(δ/L − κ_j), δ += dt·u, w_j = (v + a·j·dt)·dt)
-    # composed in closed form. Zero-input terminal errors:
+    # composed in closed form (sums over j are polynomials in v and a; curvature sums come as moments).
     v, a = velocity, accel
-    inv_l = 1.0 / params.wheel_base
-    dt2, dt3, dt4 = dt * dt, dt**3, dt**4
-    w_sum = dt * n * v + dt2 * c["j"] * a
-    w_tail = dt2 * c["s_vv"] * v * v + dt3 * c["s_va"] * v * a + dt4 * c["s_aa"] * a * a
-    kappa_w = dt * v * m_a + dt2 * a * m_b  # Σ_j w_j κ_j
-    kappa_tail = dt2 * v * v * m_c + dt3 * v * a * m_d + dt4 * a * a * m_e  # Σ_i w_i κ_i Σ_{j>i} w_j
-    steer_l = steering_angle * inv_l
-    heading_n = heading_error + steer_l * w_sum - kappa_w
+    vv, va, aa = v * v, v * a, a * a
+    w_sum = v * c[0] + a * c[1]
+    w_tail = vv * c[2] + va * c[3] + aa * c[4]
+    kappa_w = v * m_a + a * m_b  # Σ_j w_j κ_j
+    kappa_tail = vv * m_c + va * m_d + aa * m_e  # Σ_i w_i κ_i Σ_{j>i} w_j
+    steer_l = steering_angle * (1.0 / params.wheel_base)
+    heading_n = heading_error + steer_l * w_sum - kappa_w  # zero-input terminal errors
     lateral_n = lateral_error + heading_error * w_sum + steer_l * w_tail - kappa_tail
-    # Response to a unit steering rate held over the horizon.
-    b_head = dt * inv_l * (dt * c["j"] * v + dt2 * c["jj"] * a)
-    b_lat = dt * inv_l * (dt2 * c["i_vv"] * v * v + dt3 * c["i_va"] * v * a + dt4 * c["i_aa"] * a * a)
+    b_head = v * c[5] + a * c[6]  # response to a unit steering rate held over the horizon
+    b_lat = vv * c[7] + va * c[8] + aa * c[9]
     b_steer = n * dt
-    e_head = wrap_angle(heading_n)
     q1, q2, q3 = params.q_lateral
-    numerator = q1 * b_lat * lateral_n + q2 * b_head * e_head
-    denominator = q1 * b_lat * b_lat + q2 * b_head * b_head + (q3 * b_steer * b_steer + params.r_lateral)
+    e_head = wrap_angle(heading_n)
+    numerator = b_lat * lateral_n * q1 + b_head * e_head * q2
+    denominator = b_lat * b_lat * q1 + b_head * b_head * q2 + (q3 * b_steer * b_steer + params.r_lateral)
     if q3 != 0.0:
         numerator = numerator + q3 * b_steer * wrap_angle(steering_angle)
     steering_rate = -numerator / denominator

@@ -131,7 +131,7 @@ def test_horizon_references_clamp_like_np_interp() -> None:
     for i in range(2):
         assert v_ref[i] == pytest.approx(np.interp(6.75, grid, ref.velocity[i]))
         np.testing.assert_allclose(curv[i], np.interp(5.75 + 0.1 * np.arange(10), grid, ref.curvature[i]))
-    np.testing.assert_allclose(curvature_moments(curv)[:, 0], curv.sum(1))
+    np.testing.assert_allclose(curvature_moments(curv)[:, 0], 0.1 * curv.sum(1))
 
 
 def test_resampling_follows_nuplan_grid() -> None:
