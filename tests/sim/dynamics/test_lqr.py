@@ -151,3 +151,21 @@ def test_stopping_controller_below_threshold() -> None:
     pose = np.zeros((1, 3))
     accel, rate = lqr_commands(pose, np.array([0.15]), np.array([0.1]), pose, np.array([0.05]), np.zeros((1, 5)))
     assert accel[0] == pytest.approx(-0.5 * 0.1) and rate[0] == 0.0
+
+
+def test_per_trajectory_start_times() -> None:
+    rng = np.random.default_rng(11)
+    poses = _random_references(rng, 3, 20)
+    starts = np.array([1.0, 1.3, 0.8])
+    times = starts[:, None] + 0.1 * np.arange(21)[None]
+    ref = reference_from_samples(times, poses)
+    np.testing.assert_allclose(ref.start_s, starts)
+    state = rng.normal(0, 0.3, (3, 3)) + poses[:, 3]
+    v0, steer = np.array([4.0, 6.0, 2.0]), np.array([0.0, 0.05, -0.02])
+    accel, rate = track(state, v0, steer, 1.45, ref)
+    for k in range(3):
+        one = fit_reference(poses[k : k + 1], starts[k])
+        a1, r1 = track(state[k : k + 1], v0[k : k + 1], steer[k : k + 1], 1.45, one)
+        assert accel[k] == pytest.approx(a1[0], abs=1e-12) and rate[k] == pytest.approx(r1[0], abs=1e-12)
+    with pytest.raises(DataError, match="beyond an offset"):
+        reference_from_samples(times * np.array([[1.0], [1.0], [1.1]]), poses)
