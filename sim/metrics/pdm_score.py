@@ -43,8 +43,9 @@ Aggregate (``PDMScores.pdm_score``): NC x DAC x DDC x TLC x (5 TTC + 5 EP + 2 C)
 
 Everything is vectorized over trajectories x time x objects: a sweep-and-prune broad phase on box centres
 produces candidate (trajectory, state, object) triples, and the exact separating-axis test
-(:func:`sim.geometry.boxes_overlap`) runs on candidates only. Area look-ups go through boolean rasters
-(0.2 m) whose cells touched by a boundary fall back to exact shapely tests, so results are exact.
+(:func:`obb_overlap`, the closed form of :func:`sim.geometry.boxes_overlap`) runs on candidates only.
+Area look-ups go through boolean rasters (0.2 m) whose cells touched by a boundary fall back to exact shapely
+tests, so results are exact.
 Internally all coordinates are relative to the current rear-axle position (``ScoringWorld.origin``).
 """
 
@@ -53,15 +54,17 @@ from __future__ import annotations
 import heapq
 import weakref
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 import shapely
 from scipy.signal import savgol_filter
+from scipy.spatial import cKDTree
 
 from sim.categories import STATIC_CATEGORIES, TrafficLightStatus
 from sim.errors import DataError
-from sim.geometry import box_corners, boxes_overlap, wrap_angle
+from sim.geometry import box_corners, wrap_angle
 from sim.nuplan_map.map_api import MapAPI
 from sim.scenario import EgoStates, Tracks
 from sim.vehicle import PACIFICA, VehicleParameters
@@ -239,6 +242,27 @@ _DRIVABLE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ROUTE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+_LANE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _lane_index(map_api: MapAPI) -> tuple[shapely.STRtree, npt.NDArray[np.object_]]:
+    """An STRtree over the lane / connector polygons (prepared), cached per map object."""
+    cached = _LANE_CACHE.get(map_api)
+    if cached is None:
+        polygons = np.asarray(map_api.seg_polygon, dtype=object)
+        shapely.prepare(polygons)
+        cached = (shapely.STRtree(polygons), polygons)
+        _LANE_CACHE[map_api] = cached
+    return cached
+
+
+def _union_with_edges(parts: npt.NDArray[np.object_]) -> tuple[shapely.Geometry, F64]:
+    union = shapely.union_all(shapely.make_valid(parts)) if len(parts) else shapely.Polygon()
+    pieces = shapely.get_parts(union)
+    union = shapely.union_all(pieces[np.isin(shapely.get_type_id(pieces), (3, 6))])  # drop stray lines / points
+    return union, (_ring_edges(union) if not union.is_empty else np.zeros((0, 4)))
+
+
 def drivable_surface(map_api: MapAPI) -> tuple[shapely.Geometry, F64]:
     """The drivable surface (lanes, connectors and the map's drivable area, unioned) and its edges ``(E, 4)``.
 
@@ -246,14 +270,20 @@ def drivable_surface(map_api: MapAPI) -> tuple[shapely.Geometry, F64]:
     """
     cached = _DRIVABLE_CACHE.get(map_api)
     if cached is None:
-        parts = np.concatenate([np.asarray(map_api.seg_polygon, dtype=object),
-                                np.array([map_api.drivable_area], dtype=object)])
-        union = shapely.union_all(shapely.make_valid(parts))
-        union = shapely.union_all(shapely.get_parts(union)[
-            np.isin(shapely.get_type_id(shapely.get_parts(union)), (3, 6))])  # drop stray lines / points
-        cached = (union, _ring_edges(union))
+        _, inter = map_api.layer("intersections")
+        cached = {
+            "drivable": _union_with_edges(np.concatenate([np.asarray(map_api.seg_polygon, dtype=object),
+                                                          np.array([map_api.drivable_area], dtype=object)])),
+            "intersections": _union_with_edges(np.asarray(inter, dtype=object)),
+        }
         _DRIVABLE_CACHE[map_api] = cached
-    return cached
+    return cached["drivable"]
+
+
+def intersection_surface(map_api: MapAPI) -> tuple[shapely.Geometry, F64]:
+    """Union of the map's intersection polygons and its edges, cached per map object."""
+    drivable_surface(map_api)
+    return _DRIVABLE_CACHE[map_api]["intersections"]
 
 
 def route_surface(map_api: MapAPI, route_roadblock_ids: tuple[int, ...]) -> tuple[shapely.Geometry, F64, I64]:
@@ -326,10 +356,12 @@ class ScoringWorld:
       ``obj_size`` ``(N, 2)`` length, width (m), ``obj_radius`` ``(N,)`` half-diagonal (m)
     - ``obj_pose`` ``(N, S, 3)`` box centres, ``obj_speed`` ``(N, S)`` m/s, ``obj_valid`` ``(N, S)``,
       ``obj_corners`` ``(N, S, 4, 2)``
-    - ``drivable`` / ``on_route``: :class:`AreaRaster` of the drivable surface / on-route lanes
+    - ``drivable`` / ``on_route`` / ``intersection``: :class:`AreaRaster` of the drivable surface / on-route
+      lanes / the map's intersections
     - ``red_light`` / ``red_light_near``: rasters of the red-light connectors of the route and of the same
       grown by the ego's half-diagonal (``red_light_geometry`` global, prepared; None if no red light)
-    - ``centerline`` shapely LineString (local frame) for progress; ``route_segments`` on-route segment indices
+    - ``centerline`` shapely LineString (local frame) for progress, densified as ``centerline_xy`` /
+      ``centerline_s`` with a KD-tree for projections; ``route_segments`` on-route segment indices
     """
 
     origin: F64
@@ -348,11 +380,15 @@ class ScoringWorld:
     obj_corners: F64
     drivable: AreaRaster
     on_route: AreaRaster
+    intersection: AreaRaster
     red_light: AreaRaster
     red_light_near: AreaRaster
     red_light_geometry: shapely.Geometry | None
     red_light_ids: I64
     centerline: shapely.LineString
+    centerline_xy: F64  # (P, 2) densified (<= 0.5 m) vertices, local frame
+    centerline_s: F64  # (P,) arc length at each vertex (m)
+    centerline_tree: cKDTree
     route_segments: I64
     map_api: MapAPI = field(repr=False)
 
@@ -364,6 +400,39 @@ class ScoringWorld:
     @property
     def num_objects(self) -> int:
         return len(self.obj_token)
+
+
+def _densify(xy: F64, step: float) -> F64:
+    """Insert vertices so that no polyline edge is longer than ``step`` (the geometry is unchanged)."""
+    seg = np.diff(xy, axis=0)
+    n = np.maximum(np.ceil(np.hypot(seg[:, 0], seg[:, 1]) / step).astype(np.int64), 1)
+    frac = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    i = np.repeat(np.arange(len(seg)), n)
+    return np.concatenate([xy[i] + seg[i] * (frac / n[i])[:, None], xy[-1:]])
+
+
+def project_on_centerline(world: ScoringWorld, xy: F64) -> F64:
+    """Arc length ``(M,)`` (m) of the closest point of the route centerline to local points ``(M, 2)``.
+
+    The nearest densified vertex (KD-tree) picks the candidate edges (the two around it); the point is
+    projected on both and the closer projection wins. Clamped to the centerline's ends.
+    """
+    pts = np.asarray(xy, np.float64).reshape(-1, 2)
+    line, arc = world.centerline_xy, world.centerline_s
+    if len(line) < 2:
+        return np.zeros(len(pts))
+    _, v = world.centerline_tree.query(pts)
+    best_d = np.full(len(pts), np.inf)
+    best_s = np.zeros(len(pts))
+    for e in (np.clip(v - 1, 0, len(line) - 2), np.clip(v, 0, len(line) - 2)):
+        a, b = line[e], line[e + 1]
+        ab = b - a
+        t = np.clip(((pts - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
+        d = np.hypot(*(a + t[:, None] * ab - pts).T)
+        better = d < best_d
+        best_d = np.where(better, d, best_d)
+        best_s = np.where(better, arc[e] + t * (arc[e + 1] - arc[e]), best_s)
+    return best_s
 
 
 def _forecast(tracks: Tracks, times: F64, forecast: str, origin: F64) -> tuple[F64, F64, B]:
@@ -466,6 +535,8 @@ def build_scoring_world(
     # Areas.
     drive_geom, drive_edges = drivable_surface(map_api)
     drivable = area_raster(drive_geom, origin, np.zeros(2), raster_half_size, resolution, drive_edges)
+    inter_geom, inter_edges = intersection_surface(map_api)
+    intersection = area_raster(inter_geom, origin, np.zeros(2), raster_half_size, resolution, inter_edges)
     route_geom, route_edges, route_segments = route_surface(map_api, tuple(route_roadblock_ids))
     on_route = area_raster(route_geom, origin, np.zeros(2), raster_half_size, resolution, route_edges)
 
@@ -491,13 +562,16 @@ def build_scoring_world(
     red_light_near = area_raster(red_near_geom, origin, np.zeros(2), raster_half_size, resolution)
 
     centerline_xy = route_centerline(map_api, tuple(route_roadblock_ids), ego_global) - origin
+    dense = _densify(centerline_xy, 0.5)
+    dense_s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(dense, axis=0).T))])
     return ScoringWorld(
         origin=origin, ego_pose=ego_pose, time_s=times, dt=dt, extra_steps=extra,
         obj_token=near.token, obj_category=near.category.astype(np.int8), obj_is_static=static, obj_size=size,
         obj_radius=0.5 * np.hypot(size[:, 0], size[:, 1]), obj_pose=obj_pose, obj_speed=obj_speed,
-        obj_valid=obj_valid, obj_corners=obj_corners, drivable=drivable, on_route=on_route,
+        obj_valid=obj_valid, obj_corners=obj_corners, drivable=drivable, on_route=on_route, intersection=intersection,
         red_light=red_light, red_light_near=red_light_near, red_light_geometry=red_geom,
         red_light_ids=np.array(red_ids, np.int64), centerline=shapely.LineString(centerline_xy),
+        centerline_xy=dense, centerline_s=dense_s, centerline_tree=cKDTree(dense),
         route_segments=route_segments, map_api=map_api)
 
 
@@ -647,66 +721,98 @@ def _bearing(pose: F64, target_xy: F64) -> F64:
     return np.abs(wrap_angle(np.arctan2(target_xy[:, 1] - pose[:, 1], target_xy[:, 0] - pose[:, 0]) - pose[:, 2]))
 
 
-def _candidate_pairs(ex: F64, ey: F64, ox: F64, oy: F64, valid: B, radius: F64) -> tuple[I64, I64, I64]:
-    """Broad phase: ``(k, s, n)`` with ego centre ``(K, S)`` within ``radius[n]`` of object centre ``(N, S)``.
+def obb_overlap(pose_a: F64, half_a: tuple[F64, F64], pose_b: F64, half_b: tuple[F64, F64]) -> B:
+    """Separating-axis test of oriented rectangles, element-wise over ``(M,)`` (touching counts as overlap).
+
+    ``pose_*`` ``(M, 3)`` centre x, y, heading; ``half_*`` (half length, half width), each scalar or ``(M,)``.
+    The same test as :func:`sim.geometry.boxes_overlap` written for rectangles in closed form: with ``T`` the
+    centre offset in A's frame and ``d`` the relative heading, the four candidate axes separate when
+    ``|T.x| > la + lb|cos d| + wb|sin d|`` (and the three analogues). A half length of 0 is a segment.
+    """
+    return _obb_overlap(pose_a[:, 0], pose_a[:, 1], np.cos(pose_a[:, 2]), np.sin(pose_a[:, 2]), *half_a,
+                        pose_b[:, 0], pose_b[:, 1], np.cos(pose_b[:, 2]), np.sin(pose_b[:, 2]), *half_b)
+
+
+def _obb_overlap(xa: F64, ya: F64, ca: F64, sa: F64, la: F64 | float, wa: F64 | float,
+                 xb: F64, yb: F64, cb: F64, sb: F64, lb: F64 | float, wb: F64 | float) -> B:
+    """:func:`obb_overlap` with the headings given as cosines / sines (no trigonometry)."""
+    dx, dy = xb - xa, yb - ya
+    tx, ty = dx * ca + dy * sa, dy * ca - dx * sa
+    cd, sd = cb * ca + sb * sa, sb * ca - cb * sa  # cos / sin of the relative heading
+    ac, as_ = np.abs(cd), np.abs(sd)
+    sep = np.abs(tx) > la + lb * ac + wb * as_
+    sep |= np.abs(ty) > wa + lb * as_ + wb * ac
+    sep |= np.abs(tx * cd + ty * sd) > lb + la * ac + wa * as_
+    sep |= np.abs(ty * cd - tx * sd) > wb + la * as_ + wa * ac
+    return ~sep
+
+
+def _candidate_pairs(ex: F64, ey: F64, ox: F64, oy: F64, valid: B, radius: F64
+                     ) -> tuple[I64, I64, I64, F64, F64]:
+    """Broad phase: ``(k, s, n)`` with ego centre ``(S, K)`` within ``radius[n]`` of object centre ``(N, S)``,
+    and the ego centre x, y of each candidate.
 
     Per slot s, objects outside the box around all K ego centres are dropped; for the rest a sweep along x
     over the sorted ego centres of that slot yields the candidates, then the exact distance filters them.
     """
-    num_k, num_s = ex.shape
+    num_s, num_k = ex.shape
     empty = np.zeros(0, np.int64)
     if num_k == 0 or ox.size == 0:
-        return empty, empty, empty
+        return empty, empty, empty, np.zeros(0), np.zeros(0)
     r = radius[:, None]
-    active = (valid & (ox + r >= ex.min(0)) & (ox - r <= ex.max(0))
-              & (oy + r >= ey.min(0)) & (oy - r <= ey.max(0)))
+    active = (valid & (ox + r >= ex.min(1)) & (ox - r <= ex.max(1))
+              & (oy + r >= ey.min(1)) & (oy - r <= ey.max(1)))
     pair_n, pair_s = np.nonzero(active)
     if len(pair_n) == 0:
-        return empty, empty, empty
+        return empty, empty, empty, np.zeros(0), np.zeros(0)
     slots, slot_pos = np.unique(pair_s, return_inverse=True)
-    xs = ex[:, slots].T  # (A, K)
+    xs = ex[slots]  # (A, K)
     order = np.argsort(xs, axis=1)
     xs_sorted = np.take_along_axis(xs, order, axis=1)
-    lo_x = min(float(xs_sorted.min()), float(ox[active].min())) - float(radius.max()) - 1.0
-    span = max(float(xs_sorted.max()), float(ox[active].max())) + float(radius.max()) + 1.0 - lo_x
-    keys = (xs_sorted - lo_x + span * np.arange(len(slots))[:, None]).ravel()
+    ys_sorted = np.take_along_axis(ey[slots], order, axis=1).ravel()
+    r_max = float(radius.max())
+    lo_x = min(float(xs_sorted.min()), float(ox[active].min())) - r_max - 1.0
+    span = max(float(xs_sorted.max()), float(ox[active].max())) + r_max + 1.0 - lo_x
+    keys = (xs_sorted - lo_x + span * np.arange(len(slots))[:, None]).ravel()  # increasing: slot-major
     px = ox[pair_n, pair_s] - lo_x + span * slot_pos
+    py = oy[pair_n, pair_s]
     pr = radius[pair_n]
     lo = np.searchsorted(keys, px - pr, side="left")
     hi = np.searchsorted(keys, px + pr, side="right")
     counts = hi - lo
     total = int(counts.sum())
     if total == 0:
-        return empty, empty, empty
-    pair = np.repeat(np.arange(len(pair_n)), counts)
-    pos = lo[pair] + np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    k = order.ravel()[pos]
-    n, s = pair_n[pair], pair_s[pair]
-    close = (ex[k, s] - ox[n, s]) ** 2 + (ey[k, s] - oy[n, s]) ** 2 <= radius[n] ** 2
-    return k[close], s[close], n[close]
+        return empty, empty, empty, np.zeros(0), np.zeros(0)
+    # Each pair's candidates are one contiguous run of the sorted keys: expand the runs.
+    pos = np.arange(total) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    dx = keys[pos] - np.repeat(px, counts)
+    dy = ys_sorted[pos] - np.repeat(py, counts)
+    close = np.flatnonzero(dx * dx + dy * dy <= np.repeat(pr * pr, counts))
+    pair = np.searchsorted(np.cumsum(counts), close, side="right")
+    pos = pos[close]
+    ego_x = dx[close] + px[pair] + lo_x - span * slot_pos[pair]
+    return order.ravel()[pos], pair_s[pair], pair_n[pair], ego_x, ys_sorted[pos]
 
 
-def _lane_flags(world: ScoringWorld, corners: F64, rear: F64) -> tuple[B, B]:
-    """For M ego states: in multiple lanes (corners ``(M, 4, 2)`` local) and rear axle ``(M, 3)`` in an
-    intersection. Multiple lanes (PDM): more than one lane / connector holds a corner and none holds all four.
-    """
+def _multiple_lanes(world: ScoringWorld, corners: F64) -> B:
+    """For M ego states with corners ``(M, 4, 2)`` (local): in multiple lanes (PDM): more than one lane /
+    connector holds a corner and none holds all four."""
     m = len(corners)
     if m == 0:
-        return np.zeros(0, bool), np.zeros(0, bool)
+        return np.zeros(0, bool)
+    tree, polygons = _lane_index(world.map_api)
     pts = corners.reshape(-1, 2) + world.origin
-    hits = world.map_api.segments_containing(pts)
-    sizes = np.fromiter((len(h) for h in hits), np.int64, len(hits))
-    state = np.repeat(np.arange(len(pts)) // 4, sizes)
-    segs = np.concatenate(hits) if len(hits) else np.zeros(0, np.int64)
-    num_seg = len(world.map_api.seg_id)
-    pair, per_pair = np.unique(state * num_seg + segs, return_counts=True)
+    point, seg = tree.query(shapely.points(pts))  # bounding-box candidates, then the exact test
+    inside = shapely.contains_xy(polygons[seg], pts[point, 0], pts[point, 1]) | shapely.intersects_xy(
+        polygons[seg], pts[point, 0], pts[point, 1])
+    point, seg = point[inside], seg[inside]
+    num_seg = len(polygons)
+    pair, per_pair = np.unique((point // 4) * num_seg + seg, return_counts=True)
     pair_state = pair // num_seg
     lanes = np.bincount(pair_state, minlength=m)
     all_four = np.zeros(m, bool)
     all_four[pair_state[per_pair >= 4]] = True
-    multi = (lanes > 1) & ~all_four
-    inter = world.map_api.in_layer("intersections", rear[:, :2] + world.origin) >= 0
-    return multi, inter
+    return (lanes > 1) & ~all_four
 
 
 def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: F64, corners: F64,
@@ -728,20 +834,25 @@ def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: 
     num_j = len(offsets_s)
     speed = ro.velocity
     cos_h, sin_h = np.cos(center[..., 2]), np.sin(center[..., 2])
-    shift = speed[..., None] * offsets_s  # (K, T, J) m along the heading
-    ex = (center[..., 0, None] + shift * cos_h[..., None]).reshape(num_k, num_t * num_j)
-    ey = (center[..., 1, None] + shift * sin_h[..., None]).reshape(num_k, num_t * num_j)
+    # Ego centres per slot s = (state t, offset j), slot-major (S, K): moved ahead at constant speed.
+    shift = speed.T[:, None, :] * offsets_s[None, :, None]  # (T, J, K) m along the heading
+    ex = (center[..., 0].T[:, None, :] + shift * cos_h.T[:, None, :]).reshape(num_t * num_j, num_k)
+    ey = (center[..., 1].T[:, None, :] + shift * sin_h.T[:, None, :]).reshape(num_t * num_j, num_k)
     slot_t = np.repeat(np.arange(num_t), num_j)
     slot_j = np.tile(np.arange(num_j), num_t)
     tau = slot_t + off_steps[slot_j]
     ox, oy = world.obj_pose[:, tau, 0], world.obj_pose[:, tau, 1]
     ego_radius = 0.5 * float(np.hypot(vehicle.length, vehicle.width))
-    k, s, n = _candidate_pairs(ex, ey, ox, oy, world.obj_valid[:, tau], world.obj_radius + ego_radius)
+    k, s, n, cx, cy = _candidate_pairs(ex, ey, ox, oy, world.obj_valid[:, tau], world.obj_radius + ego_radius)
+    del ex, ey, shift
     t, j = slot_t[s], slot_j[s]
     # Narrow phase: exact box overlap on candidates only.
-    move = shift[k, t, j]
-    ego_c = corners[k, t] + (move[:, None] * np.stack([cos_h[k, t], sin_h[k, t]], -1))[:, None, :]
-    hit = boxes_overlap(ego_c, world.obj_corners[n, tau[s]])
+    ego_half = (0.5 * vehicle.length, 0.5 * vehicle.width)
+    obj_half = (0.5 * world.obj_size[:, 0], 0.5 * world.obj_size[:, 1])
+    obj_cos, obj_sin = np.cos(world.obj_pose[..., 2]), np.sin(world.obj_pose[..., 2])
+    ts = tau[s]
+    hit = _obb_overlap(cx, cy, cos_h[k, t], sin_h[k, t], *ego_half, ox[n, s], oy[n, s], obj_cos[n, ts],
+                       obj_sin[n, ts], obj_half[0][n], obj_half[1][n])
     k, t, j, n = k[hit], t[hit], j[hit], n[hit]
 
     # ---- collisions (offset 0): classify each object's first contact.
@@ -758,13 +869,15 @@ def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: 
         ego_stopped = np.abs(speed[kc, tc]) <= params.stopped_speed
         track_stopped = world.obj_is_static[nc_] | (world.obj_speed[nc_, tc] <= params.stopped_speed)
         behind = _bearing(pose[kc, tc], world.obj_pose[nc_, tc, :2]) > params.behind_angle
-        bumper = corners[kc, tc][:, [0, 3, 3, 0]]  # the FL-FR segment as a degenerate quadrilateral
-        front = boxes_overlap(bumper, world.obj_corners[nc_, tc])
+        # the front bumper: the FL-FR segment, a rectangle of half length 0 at the front of the box
+        bumper = center[kc, tc].copy()
+        bumper[:, 0] += 0.5 * vehicle.length * cos_h[kc, tc]
+        bumper[:, 1] += 0.5 * vehicle.length * sin_h[kc, tc]
+        front = obb_overlap(bumper, (0.0, ego_half[1]), world.obj_pose[nc_, tc], (obj_half[0][nc_], obj_half[1][nc_]))
         lateral = ~ego_stopped & ~track_stopped & ~behind & ~front
-        lateral_fault = np.zeros(len(kc), bool)
-        if lateral.any():
-            multi, _ = _lane_flags(world, corners[kc[lateral], tc[lateral]], pose[kc[lateral], tc[lateral]])
-            lateral_fault[lateral] = multi | non_drivable[kc[lateral], tc[lateral]]
+        lateral_fault = non_drivable[kc, tc] & lateral
+        ask = np.flatnonzero(lateral & ~lateral_fault)
+        lateral_fault[ask] = _multiple_lanes(world, corners[kc[ask], tc[ask]])
         fault = ~ego_stopped & (track_stopped | (~behind & (front | lateral_fault)))
         value = np.where(world.obj_is_static[nc_[fault]], params.static_collision_score, 0.0)
         np.minimum.at(nc, kc[fault], value)
@@ -778,16 +891,20 @@ def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: 
     ahead = angle < params.ahead_angle
     maybe = ~ahead & (angle <= params.behind_angle)
     counts = ahead.copy()
+    np.minimum.at(ttc_time, k[ahead], world.time_s[t[ahead]])
+    ttc_time = np.minimum(ttc_time, coll_time)
+    # Sideways hits count when the ego is exposed; only those that could make the violation earlier are checked.
+    maybe &= world.time_s[t] < ttc_time[k]
     if maybe.any():
         states, inv = np.unique(k[maybe] * num_t + t[maybe], return_inverse=True)
         sk, st = states // num_t, states % num_t
-        multi, inter = _lane_flags(world, corners[sk, st], pose[sk, st])
-        exposed = multi | inter | non_drivable[sk, st]
-        counts[maybe] = exposed[inv]
+        exposed = non_drivable[sk, st] | world.intersection.contains(pose[sk, st, 0], pose[sk, st, 1])
+        ask = np.flatnonzero(~exposed)
+        exposed[ask] = _multiple_lanes(world, corners[sk[ask], st[ask]])
+        counts[np.flatnonzero(maybe)] = exposed[inv]
     np.minimum.at(ttc_time, k[counts], world.time_s[t[counts]])
     ttc[k[counts]] = 0.0
     ttc[at_fault_k] = 0.0
-    ttc_time = np.minimum(ttc_time, coll_time)
     return nc, ttc, coll_time, ttc_time
 
 
@@ -823,6 +940,17 @@ def _traffic_light(world: ScoringWorld, center: F64, corners: F64) -> F64:
     return tlc
 
 
+@lru_cache(maxsize=64)
+def _savgol_operator(num_t: int, window: int, order: int, deriv: int, dt: float) -> F64:
+    """``(T, T)`` matrix M with ``y @ M`` = scipy's Savitzky-Golay filter of rows ``y`` (mode 'interp').
+
+    The filter (edges included) is linear in the signal, so filtering the identity gives its matrix.
+    """
+    window = min(window, num_t)
+    order = min(order, window - 1)
+    return np.ascontiguousarray(savgol_filter(np.eye(num_t), window, order, deriv=deriv, delta=dt, axis=-1))
+
+
 def comfort_scores(ro: EgoRollout, dt: float, vehicle: VehicleParameters = PACIFICA,
                    params: ScoringParameters = DEFAULT_SCORING) -> F64:
     """Comfort ``(K,)``: nuPlan's six series (batched; conventions of :mod:`sim.metrics.comfort`)."""
@@ -836,9 +964,7 @@ def comfort_scores(ro: EgoRollout, dt: float, vehicle: VehicleParameters = PACIF
     mag_raw = np.hypot(ro.acceleration[..., 0], ro.acceleration[..., 1])
 
     def sg(y: F64, window: int, order: int, deriv: int = 0) -> F64:
-        window = min(window, num_t)
-        order = min(order, window - 1)
-        return np.round(savgol_filter(y, window, order, deriv=deriv, delta=dt, axis=-1), 8)
+        return np.round(y @ _savgol_operator(num_t, window, order, deriv, dt), 8)
 
     lon = sg(lon_raw, 8, 2)
     lat = sg(lat_raw, 8, 2)
@@ -897,12 +1023,8 @@ def score_trajectories(
     scores[:, NC], scores[:, TTC] = nc, ttc
     t_coll = perf_counter()
 
-    if len(world.centerline.coords) >= 2:
-        ends = shapely.points(center[:, [0, -1], :2])
-        along = shapely.line_locate_point(world.centerline, ends)
-        raw = np.maximum(along[:, 1] - along[:, 0], 0.0)
-    else:
-        raw = np.zeros(num_k)
+    along = project_on_centerline(world, center[:, [0, -1], :2]).reshape(num_k, 2)
+    raw = np.maximum(along[:, 1] - along[:, 0], 0.0)
     mult = np.prod(scores[:, [RULES.index(r) for r in PDM_MULTIPLIERS]], axis=1)
     scores[:, EP] = normalize_progress(raw, mult, params.progress_threshold, reference_progress)
     t_prog = perf_counter()
