@@ -62,6 +62,9 @@ def _prepare_run_dir(run_dir: Path, resolved: dict, resume: bool) -> None:
 
 def run(cfg: DictConfig) -> int:
     t_start = time.perf_counter()
+    from sim.runner.workers import map_jobs, prestart
+
+    prestart(str(cfg.worker.kind))
     from sim.runner.job import SimulationJob, planner_name, run_job
     from sim.runner.results import (
         collect_rows,
@@ -72,7 +75,6 @@ def run(cfg: DictConfig) -> int:
         write_run_info,
     )
     from sim.runner.scoring import SCORE_METRICS, challenge_for
-    from sim.runner.workers import map_jobs
 
     started = utc_now()
     resolved = OmegaConf.to_container(cfg, resolve=True)

@@ -91,21 +91,22 @@ def make_agent_model(agents: str | AgentModel) -> AgentModel:
     raise DataError(None, f"unknown agents mode '{agents}'", "'log_replay' or 'reactive'")
 
 
-def _plan_samples(trajectory: Trajectory, scenario: Scenario, iteration: int, out_t: F64, out_p: F64) -> None:
-    """Sample ``trajectory`` at the scenario stamps 1 s apart from ``iteration`` (see :class:`Rollout`)."""
-    base = scenario.index(iteration)
-    k = np.arange(int(PLAN_HORIZON_S) + 1)
-    idx = base + PLAN_STEP_ITERATIONS * k
-    inside = idx < len(scenario.time_us)
-    stamps = np.where(inside, scenario.time_us[np.minimum(idx, len(scenario.time_us) - 1)] * 1e-6,
-                      scenario.time_us[base] * 1e-6 + k * 1.0)
-    # past the log's end, extend with nominal 1 s steps (strictly increasing)
-    stamps = np.maximum.accumulate(stamps)
-    stamps = stamps[stamps <= trajectory.end_s]
-    if len(stamps) == 0 or stamps[-1] < trajectory.end_s and len(stamps) < len(k):
-        stamps = np.concatenate([stamps, [trajectory.end_s]])
-    out_t[:len(stamps)] = stamps
-    out_p[:len(stamps)] = trajectory.at(stamps)
+def _plan_stamps(scenario: Scenario, num_samples: int) -> F64:
+    """``(num_samples, 9)`` times (s) at which each step's plan is kept: the scenario stamps of iterations
+    ``i, i+10, .., i+80``; past the log's end, nominal steps of the scenario interval."""
+    t = scenario.time_us * 1e-6
+    last = len(t) - 1
+    idx = scenario.index(0) + np.arange(num_samples)[:, None] + PLAN_STEP_ITERATIONS * np.arange(
+        int(PLAN_HORIZON_S) + 1)[None]
+    return t[np.minimum(idx, last)] + np.maximum(idx - last, 0) * scenario.interval_s
+
+
+def _plan_samples(trajectory: Trajectory, stamps: F64, out_t: F64, out_p: F64) -> None:
+    """Keep ``trajectory`` at ``stamps`` up to its end, plus its end pose if it ends earlier (see :class:`Rollout`)."""
+    n = int(np.searchsorted(stamps, trajectory.end_s, side="right"))
+    keep = stamps[:n] if n == len(stamps) else np.append(stamps[:n], trajectory.end_s)
+    out_t[:len(keep)] = keep
+    out_p[:len(keep)] = trajectory.at(keep)
 
 
 def _collect_tracks(observed: list[Tracks]) -> Tracks:
@@ -202,6 +203,8 @@ def run_scenario(
     plan_t = np.full((num_samples, PLAN_SAMPLES), np.nan)
     plan_p = np.full((num_samples, PLAN_SAMPLES, 3), np.nan)
     latency = np.full(num_samples, np.nan)
+    stamps = _plan_stamps(scenario, num_samples)
+    lights_next: dict[int, int] = {}
     status, error = "ok", ""
     done = 0  # samples recorded
     planner_name = str(getattr(planner, "name", type(planner).__name__))
@@ -219,7 +222,7 @@ def run_scenario(
         for i in range(num_samples):
             cur = past + i
             now_s = float(ego.time_s[cur])
-            lights = scenario.traffic_lights.at(base + i)
+            lights = lights_next if i else scenario.traffic_lights.at(base)
             inp = PlannerInput(i, now_s, ego.view(cur - hist_len + 1, cur + 1),
                                tuple(obs[max(cur - hist_len + 1, 0):cur + 1]), lights)
             done = i + 1
@@ -236,7 +239,7 @@ def run_scenario(
             fault = trajectory_fault(trajectory, now_s)
             if fault is not None:
                 raise _Fault(f"iteration {i}: {fault}")
-            _plan_samples(trajectory, scenario, i, plan_t[i], plan_p[i])
+            _plan_samples(trajectory, stamps[i], plan_t[i], plan_p[i])
             if on_step is not None:
                 on_step(i)
             if i + 1 < num_samples:  # the state after the last sample is never recorded: skip it
@@ -247,8 +250,8 @@ def run_scenario(
                 nxt = EgoStates(np.array([float(scenario.time_us[base + i + 1]) * 1e-6]), nxt.pose, nxt.velocity,
                                 nxt.acceleration, nxt.steering_angle, nxt.yaw_rate)
                 # agents move given the ego at i and the lights of i+1 (what nuPlan's IDM agents read)
-                model.advance(i, ego.pose[cur].copy(), float(np.hypot(*ego.velocity[cur])),
-                              scenario.traffic_lights.at(base + i + 1))
+                lights_next = scenario.traffic_lights.at(base + i + 1)
+                model.advance(i, ego.pose[cur].copy(), float(np.hypot(*ego.velocity[cur])), lights_next)
                 ego.append(nxt)
                 obs.append(observation(model.observe(), ego.pose[cur + 1]))
     except _Fault as fault:
