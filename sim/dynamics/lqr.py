@@ -154,8 +154,9 @@ def fit_curvature_profile(heading_displacements: F64, velocity: F64, dt: float, 
     normal equations in ``κ`` are tridiagonal (diagonal ``w² + μ·deg + ε·[k=0]``, off-diagonal ``−μ``,
     ``w = v·dt``, ``μ = λ/dt²``), solved by a Thomas sweep over k vectorized over K.
     """
-    w = (velocity * dt).T  # (M, K): the sweep runs along axis 0, so keep it contiguous
-    y = heading_displacements.T
+    # (M, K) C-contiguous: the sweep runs along axis 0 and each row must be one contiguous block.
+    w = np.ascontiguousarray(velocity.T) * dt
+    y = np.ascontiguousarray(heading_displacements.T)
     m = w.shape[0]
     mu = curvature_rate_penalty / (dt * dt)
     degree = np.full(m, 2.0)
