@@ -127,6 +127,7 @@ def first_step_latency(data: Path, overrides: list[str], tmp: Path, worker: str)
     stamp = tmp / f"stamp-{worker}.txt"
     stamp.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "scripts.cli", "simulate", f"data_root={data}", f"out={tmp / ('run-' + worker)}",
+           f"cache_root={tmp / 'cache'}",
            f"worker={worker}", "agents=log_replay", "progress=false", "print_table=false", "num_iterations=6",
            "planner=log_replay", "+planner.stamp_file=" + str(stamp),
            "planner._target_=benchmarks.bench_simulation.FirstStepStamp",

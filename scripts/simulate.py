@@ -87,12 +87,17 @@ def run(cfg: DictConfig) -> int:
     from sim.nuplan_db.reader import list_scenarios
 
     refs = list_scenarios(_split_dir(cfg), _scenario_filter(cfg))
+    if not cfg.include_untagged:
+        from sim.nuplan_db.filter import DEFAULT_SCENARIO_TYPE
+
+        refs = [r for r in refs if r.scenario_type != DEFAULT_SCENARIO_TYPE]
     if not refs:
         raise NotFoundError(_split_dir(cfg), "no scenario matches the scenario filter", "at least one scenario")
     _prepare_run_dir(run_dir, resolved, bool(cfg.resume))
     challenge = challenge_for(str(cfg.agents), str(cfg.ego_controller))
+    map_cache = str(Path(cfg.paths.cache_root) / "maps")
     jobs = [SimulationJob(ref=r, planner=planner_cfg, run_dir=str(run_dir), maps_root=str(cfg.paths.maps_root),
-                          map_cache_root=None, agents=str(cfg.agents), ego_controller=str(cfg.ego_controller),
+                          map_cache_root=map_cache, agents=str(cfg.agents), ego_controller=str(cfg.ego_controller),
                           num_iterations=cfg.num_iterations, history_s=float(cfg.history_s),
                           step_time_budget_s=cfg.step_time_budget_s, point_cloud=bool(cfg.point_cloud),
                           seed=int(cfg.seed))
@@ -170,6 +175,7 @@ def _write_videos(cfg: DictConfig, run_dir: Path, refs) -> None:
         if rollout is None:
             continue
         scenario = load_scenario(ref, history_s=float(cfg.history_s))
-        map_api = load_map(cfg.paths.maps_root, scenario.map_location, scenario.map_version or None)
+        map_api = load_map(cfg.paths.maps_root, scenario.map_location, scenario.map_version or None,
+                           Path(cfg.paths.cache_root) / "maps")
         out = write_rollout_video(scenario, map_api, rollout, run_dir / "videos" / f"{ref.token}.mp4")
         print(f"video: {out}")

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _cmd(data: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "scripts.cli", "simulate", f"data_root={data}", f"out={out}", TYPES_OVERRIDE,
+    return [sys.executable, "-m", "scripts.cli", "simulate", f"data_root={data}", f"out={out}",
+            f"cache_root={out.parent / 'cache'}", TYPES_OVERRIDE,
             "planner=idm", "agents=reactive", "worker=sequential", "progress=false", "print_table=false", *extra]
 
 

@@ -22,7 +22,8 @@ TIMING = ["latency_mean_s", "latency_p90_s", "latency_max_s"]
 
 
 def simulate(root: Path, out: Path, *extra: str) -> int:
-    return main(["simulate", f"data_root={root}", f"out={out}", TYPES_OVERRIDE, "progress=false",
+    return main(["simulate", f"data_root={root}", f"out={out}", f"cache_root={out.parent / 'cache'}",
+                 TYPES_OVERRIDE, "progress=false",
                  "print_table=false", *extra])
 
 
