@@ -393,6 +393,8 @@ def run_labeling(cfg: LabelConfig) -> LabelReport:
     key = cfg.content_key(vocab.digest)
     cache_dir = Path(cfg.out) / f"labels-{config_hash(key)}"
     (cache_dir / "shards").mkdir(parents=True, exist_ok=True)
+    for stale in (cache_dir / "shards").glob(".*.tmp*"):  # left by a killed run: never a finished shard
+        stale.unlink(missing_ok=True)
     _write_text_atomic(cache_dir / "config.json", json.dumps(
         {**key, "vocabulary_file": str(voc_file.resolve()), "vocabulary_config": asdict(vocab.config),
          "num_scenarios": len(refs)}, indent=2, sort_keys=True, default=str))

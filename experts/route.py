@@ -137,12 +137,15 @@ def route_position(route_roadblock_ids: tuple[int, ...]) -> dict[int, int]:
 
 
 def lane_sequence(map_api: MapAPI, start: int, on_route: npt.NDArray[np.bool_],
-                  route_roadblock_ids: tuple[int, ...], search_depth: int = SEARCH_DEPTH) -> list[int]:
+                  route_roadblock_ids: tuple[int, ...], search_depth: int = SEARCH_DEPTH,
+                  off_route_length: float = 200.0) -> list[int]:
     """Segments from ``start`` toward the end of the route window, by Dijkstra over on-route segments.
 
     The target is any segment of the roadblock ``search_depth`` route entries after the start's roadblock
     (clamped to the last). When the target is unreachable the path ends at the deepest reached segment
-    (largest route index, then cheapest). Off-route starts simply follow on-route successors.
+    (largest route index, then cheapest). From an off-route start (a bad route, or ego off it) any successor
+    is allowed until the route is reached; without reaching it, the longest path up to ``off_route_length`` m
+    wins, so the expert keeps driving along the lanes instead of stopping at the end of its lane.
     """
     pos = route_position(route_roadblock_ids)
     start_rb = pos.get(int(map_api.seg_roadblock_id[start]), 0)
@@ -152,22 +155,30 @@ def lane_sequence(map_api: MapAPI, start: int, on_route: npt.NDArray[np.bool_],
     cost = {start: 0.0}
     parent: dict[int, int] = {}
     heap = [(0.0, start)]
+    off_route = not on_route[start]
     best_end, best_key = start, (pos.get(int(map_api.seg_roadblock_id[start]), -1), 0.0)
     while heap:
         c, seg = heapq.heappop(heap)
         if c > cost.get(seg, np.inf):
             continue
         rb = int(map_api.seg_roadblock_id[seg])
-        key = (pos.get(rb, -1), -c)
+        here = pos.get(rb, -1)
+        key = (here, -c) if here >= 0 else (-1, c)  # off the route: the longer the better
         if key > best_key:
             best_end, best_key = seg, key
         if target_rb is not None and rb == target_rb:
             best_end = seg
             break
+        if here < 0 and c > off_route_length:
+            continue
         for nxt in map_api.successors(seg):
             nxt = int(nxt)
-            if not on_route[nxt] or pos.get(int(map_api.seg_roadblock_id[nxt]), -1) < pos.get(rb, -1):
-                continue  # stay on the route and never go back along it (route loops)
+            nxt_pos = pos.get(int(map_api.seg_roadblock_id[nxt]), -1)
+            if on_route[nxt]:
+                if nxt_pos < here:
+                    continue  # never go back along the route (route loops)
+            elif not (off_route and here < 0):
+                continue  # stay on the route once on it
             nc = c + float(map_api.seg_length[nxt])
             if nc < cost.get(nxt, np.inf):
                 cost[nxt], parent[nxt] = nc, seg

@@ -60,6 +60,34 @@ def drive(town: MapAPI, ego: EgoStates, tracks: Tracks, steps: int, lights: dict
     return EgoStates.concatenate(trace), expert, hit
 
 
+def plan(town: MapAPI, ego: EgoStates, tracks: Tracks, lights: dict[int, int] | None = None,
+         expert: PDMExpert | None = None) -> tuple[np.ndarray, PDMExpert]:
+    """One planning step: the returned poses ``(81, 3)`` and the expert (``last_plan`` set)."""
+    expert = expert or PDMExpert()
+    expert.initialize(PlannerInitialization((100, 200, 300), None, town))
+    traj = expert.compute_trajectory(PlannerInput(0, 0.0, ego, (Observation(tracks),), lights or {}))
+    assert len(traj) == 81 and traj.time_s[-1] == pytest.approx(8.0)
+    return traj.pose, expert
+
+
+def test_plan_stops_behind_a_stopped_vehicle_and_at_a_red_light(town: MapAPI) -> None:
+    poses, _ = plan(town, ego_at(5.0, RIGHT, 8.0), parked((38.0, RIGHT), (36.0, LEFT)))
+    assert poses[-1, 0] + PACIFICA.front_length < 38.0 - 2.25  # stops short of the vehicle's rear
+    assert np.hypot(*(poses[-1, :2] - poses[-2, :2])) < 0.05  # at rest at the end
+    poses, _ = plan(town, ego_at(15.0, LEFT, 8.0), Tracks.empty(1), {11: int(TrafficLightStatus.RED)})
+    assert (poses[:, 0] + PACIFICA.front_length).max() < 50.0
+    poses, _ = plan(town, ego_at(15.0, LEFT, 8.0), Tracks.empty(1), {11: int(TrafficLightStatus.GREEN)})
+    assert poses[-1, 0] > 60.0
+
+
+def test_plan_changes_lane_around_a_blocking_vehicle(town: MapAPI) -> None:
+    poses, expert = plan(town, ego_at(5.0, RIGHT, 8.0), parked((38.0, RIGHT)))
+    assert expert.last_plan.kind[expert.last_plan.best] == 1
+    assert poses[-1, 0] > 45.0 and poses[-1, 1] > 0.5
+    poses, expert = plan(town, ego_at(5.0, RIGHT, 8.0), parked((38.0, RIGHT)), expert=PDMExpert(lane_changes=False))
+    assert expert.last_plan.kind[expert.last_plan.best] == 0 and poses[-1, 0] < 38.0
+
+
 def test_route_centerline_follows_the_lanes(town: MapAPI) -> None:
     on_route = on_route_mask(town, (100, 200, 300))
     start = starting_segment(town, np.array([5.0, RIGHT, 0.0]), on_route)
@@ -77,6 +105,7 @@ def test_route_centerline_follows_the_lanes(town: MapAPI) -> None:
     assert lc.xy[0, 1] == pytest.approx(RIGHT) and lc.xy[30, 1] == pytest.approx(LEFT)
 
 
+@pytest.mark.slow
 def test_follows_the_lane(town: MapAPI) -> None:
     trace, expert, hit = drive(town, ego_at(5.0, RIGHT, 5.0), Tracks.empty(1), 50)
     assert not hit
@@ -86,6 +115,7 @@ def test_follows_the_lane(town: MapAPI) -> None:
     assert trace.velocity[-1, 0] <= 15.0 + 0.5  # lane speed limit 15 m/s
 
 
+@pytest.mark.slow
 def test_stops_behind_a_stopped_vehicle_when_it_cannot_pass(town: MapAPI) -> None:
     # both lanes blocked: the expert must stop behind the vehicle in its lane
     blockers = parked((38.0, RIGHT), (36.0, LEFT))
@@ -97,6 +127,7 @@ def test_stops_behind_a_stopped_vehicle_when_it_cannot_pass(town: MapAPI) -> Non
     assert np.abs(trace.pose[:, 1] - RIGHT).max() < 1.2
 
 
+@pytest.mark.slow
 def test_passes_a_blocking_vehicle_when_the_adjacent_lane_is_free(town: MapAPI) -> None:
     trace, expert, hit = drive(town, ego_at(5.0, RIGHT, 8.0), parked((38.0, RIGHT)), 70)
     assert not hit
@@ -108,6 +139,7 @@ def test_passes_a_blocking_vehicle_when_the_adjacent_lane_is_free(town: MapAPI) 
     assert not hit2 and trace2.pose[-1, 0] + PACIFICA.front_length < 38.0 - 2.25
 
 
+@pytest.mark.slow
 def test_stops_at_a_red_light_and_goes_on_green(town: MapAPI) -> None:
     red = {11: int(TrafficLightStatus.RED)}
     trace, expert, hit = drive(town, ego_at(15.0, LEFT, 8.0), Tracks.empty(1), 80, lights=red)
