@@ -23,6 +23,13 @@ from sim.errors import DataError, NotFoundError, SchemaError
 MAPS_INDEX_NAME = "nuplan-maps-v1.0"
 GPKG_NAME = "map.gpkg"
 
+#: nuPlan's four map locations and their UTM zones: nuplan-devkit's ``GPKGMapsDB`` opens the ``lane_connectors``
+#: layer of each of them when it is constructed, so a maps root it can read must list all four.
+DEVKIT_LOCATION_CRS = {"sg-one-north": "epsg:32648", "us-ma-boston": "epsg:32619",
+                       "us-nv-las-vegas-strip": "epsg:32611", "us-pa-pittsburgh-hazelwood": "epsg:32617"}
+#: Map version (folder name) of the empty stand-in maps written by :func:`add_devkit_placeholders`.
+PLACEHOLDER_VERSION = "0.0.0-placeholder"
+
 
 @dataclass(frozen=True)
 class MapEntry:
@@ -136,3 +143,30 @@ def resolve_gpkg(maps_root: str | Path, location: str, version: str | None = Non
         raise NotFoundError(path, f"unknown map version '{version}' for '{location}'",
                             f"one of {', '.join(on_disk[location])}")
     return path, version
+
+
+def add_devkit_placeholders(maps_root: str | Path, map_version: str = MAPS_INDEX_NAME) -> list[str]:
+    """Make ``maps_root`` loadable by nuplan-devkit: each of nuPlan's four locations missing from the index
+    gets an empty map (every layer, no rows, its UTM CRS) at ``<location>/0.0.0-placeholder/map.gpkg`` and an
+    index entry. Locations already in the index are left alone. Returns the locations added (sorted).
+
+    Without this, ``GPKGMapsDB`` fails with ``KeyError: '<location>'`` on a maps root that holds only
+    synthetic locations (it loads all four nuPlan maps when built).
+    """
+    from sim.nuplan_map.gpkg import empty_table, write_gpkg  # noqa: PLC0415 - gpkg is heavier than the index
+    from sim.nuplan_map.layers import LAYER_SCHEMA, MapLayers  # noqa: PLC0415
+
+    try:
+        entries = read_maps_index(maps_root, map_version)
+    except NotFoundError:
+        entries = {}
+    added = sorted(loc for loc in DEVKIT_LOCATION_CRS if loc not in entries)
+    for location in added:
+        layers = MapLayers(location, PLACEHOLDER_VERSION, DEVKIT_LOCATION_CRS[location],
+                           {name: empty_table(name) for name in LAYER_SCHEMA})
+        write_gpkg(layers, gpkg_path(maps_root, location, PLACEHOLDER_VERSION))
+        entries[location] = MapEntry(location, PLACEHOLDER_VERSION, {})
+    if added:
+        write_maps_index(maps_root, entries.values(), map_version)
+    return added
+

@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 
 from sim.errors import DataError, NotFoundError, SchemaError
+from sim.nuplan_map.gpkg import read_gpkg
 from sim.nuplan_map.maps_index import (
+    DEVKIT_LOCATION_CRS,
+    PLACEHOLDER_VERSION,
     MapEntry,
+    add_devkit_placeholders,
     gpkg_path,
     read_maps_index,
     register_map,
@@ -85,3 +89,21 @@ def test_bad_index_files(tmp_path: Path) -> None:
         read_maps_index(tmp_path)
     with pytest.raises(NotFoundError, match="maps root not found"):
         resolve_gpkg(tmp_path / "absent", "loc")
+
+
+def test_devkit_placeholders_fill_the_four_locations(tmp_path: Path) -> None:
+    # nuplan-devkit's GPKGMapsDB opens all four nuPlan locations when built: a synthetic maps root must list them.
+    _touch_map(tmp_path, "synth-town-0", "1.0.0")
+    register_map(tmp_path, "synth-town-0", "1.0.0")
+    register_map(tmp_path, "us-ma-boston", "9.12.1817")  # already there: left alone
+    added = add_devkit_placeholders(tmp_path)
+    assert added == ["sg-one-north", "us-nv-las-vegas-strip", "us-pa-pittsburgh-hazelwood"]
+    entries = read_maps_index(tmp_path)
+    assert set(entries) == set(DEVKIT_LOCATION_CRS) | {"synth-town-0"}
+    assert entries["us-ma-boston"].version == "9.12.1817"
+    path, version = resolve_gpkg(tmp_path, "sg-one-north")
+    assert version == PLACEHOLDER_VERSION
+    layers = read_gpkg(path)
+    assert layers.crs == "epsg:32648" and layers.location == "sg-one-north"
+    assert all(len(t) == 0 for t in layers.layers.values()) and "lane_connectors" in layers.layers
+    assert add_devkit_placeholders(tmp_path) == []  # idempotent
