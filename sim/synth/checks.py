@@ -1,0 +1,139 @@
+"""Checks that a logged ego drove like a competent human: no collision, on the drivable area, no red light run,
+within nuPlan's comfort bounds. Used by the generator (to reject a bad draw) and by the tests (on files read
+back). Inputs are a :class:`LogRecording` and the map's :class:`MapLayers`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from scipy.signal import savgol_filter
+
+from sim.categories import TrafficLightStatus
+from sim.geometry import box_corners, boxes_overlap, rear_axle_to_center
+from sim.nuplan_db.recording import LogRecording
+from sim.nuplan_map.layers import MapLayers
+from sim.vehicle import PACIFICA
+
+#: nuPlan's ``ego_is_comfortable`` bounds (metric: (low, high)).
+COMFORT_BOUNDS = {"lon_acceleration": (-4.05, 2.40), "lat_acceleration": (-4.89, 4.89), "jerk": (-8.37, 8.37),
+                  "lon_jerk": (-4.13, 4.13), "yaw_rate": (-0.95, 0.95), "yaw_acceleration": (-1.93, 1.93)}
+
+
+def ego_corners(rec: LogRecording) -> npt.NDArray[np.float64]:
+    """``(F, 4, 2)`` corners of the ego box."""
+    center = rear_axle_to_center(rec.ego.pose, PACIFICA.rear_axle_to_center)
+    return box_corners(center, PACIFICA.length, PACIFICA.width)
+
+
+def ego_collisions(rec: LogRecording) -> list[tuple[int, int]]:
+    """``(frame, track index)`` of every overlap between the ego box and an observed object box."""
+    ego = ego_corners(rec)  # (F, 4, 2)
+    tr = rec.tracks
+    if len(tr) == 0:
+        return []
+    pose = np.nan_to_num(tr.pose)
+    corners = box_corners(pose, tr.size[:, None, 0], tr.size[:, None, 1])  # (N, F, 4, 2)
+    hit = boxes_overlap(ego[None], corners) & tr.valid
+    n, f = np.nonzero(hit)
+    return sorted(zip(f.tolist(), n.tolist(), strict=True))
+
+
+def drivable_area(layers: MapLayers) -> object:
+    parts = []
+    for name in ("road_segments", "intersections", "generic_drivable_areas", "carpark_areas"):
+        if name in layers.layers:
+            parts += [g for g in layers.layers[name].geometry if g is not None]
+    return shapely.union_all(parts)
+
+
+def off_drivable_frames(rec: LogRecording, layers: MapLayers, tolerance: float = 0.1) -> npt.NDArray[np.int64]:
+    """Frames where some ego corner lies outside the drivable area (grown by ``tolerance`` m)."""
+    area = drivable_area(layers).buffer(tolerance)
+    shapely.prepare(area)
+    c = ego_corners(rec)
+    inside = shapely.contains_xy(area, c[..., 0], c[..., 1])
+    return np.flatnonzero(~inside.all(-1))
+
+
+def red_light_entries(rec: LogRecording, layers: MapLayers) -> list[tuple[int, int]]:
+    """``(frame, connector fid)`` where the ego's front bumper crossed into a traffic-light stop polygon of a
+    connector on its route while that connector's light was red."""
+    conns = layers.layers["lane_connectors"]
+    stops = layers.layers["stop_polygons"]
+    stop_geom = {int(f): g for f, g in zip(stops.fid, stops.geometry, strict=True)}
+    route = set(int(r) for rbs in rec.scene_roadblock_ids for r in rbs)
+    lights = rec.traffic_lights
+    col = {int(c): i for i, c in enumerate(lights.lane_connector_id)}
+    pose = rec.ego.pose
+    front = pose[:, :2] + PACIFICA.front_length * np.stack([np.cos(pose[:, 2]), np.sin(pose[:, 2])], -1)
+    out = []
+    for fid, text, rb in zip(conns.fid, conns.columns["traffic_light_stop_line_fids"],
+                             conns.columns["lane_group_connector_fid"], strict=True):
+        if not text or int(rb) not in route or int(fid) not in col:
+            continue
+        for stop_fid in str(text).split(","):
+            poly = stop_geom.get(int(stop_fid))
+            if poly is None:
+                continue
+            inside = shapely.contains_xy(poly, front[:, 0], front[:, 1])
+            entries = np.flatnonzero(inside & ~np.concatenate([[False], inside[:-1]]))
+            for f in entries:
+                if lights.status[f, col[int(fid)]] == TrafficLightStatus.RED:
+                    out.append((int(f), int(fid)))
+    return out
+
+
+def comfort_signals(rec: LogRecording) -> dict[str, npt.NDArray[np.float64]]:
+    """nuPlan-style comfort signals at 10 Hz (every other 20 Hz frame), Savitzky-Golay filtered."""
+    ego = rec.ego
+    sl = slice(0, None, 2)
+    t = ego.time_s[sl]
+    dt = float(np.mean(np.diff(t)))
+    yaw_rate = ego.yaw_rate[sl]
+    heading = np.unwrap(ego.pose[sl, 2])
+    yaw_acc = np.gradient(yaw_rate, dt)
+    lever = PACIFICA.rear_axle_to_center
+    lon = ego.acceleration[sl, 0] - yaw_rate**2 * lever
+    lat = ego.acceleration[sl, 1] + yaw_acc * lever
+    w8 = min(7, len(t) - (1 - len(t) % 2))
+    lon_f = savgol_filter(lon, w8, 2)
+    lat_f = savgol_filter(lat, w8, 2)
+    mag = savgol_filter(np.hypot(ego.acceleration[sl, 0], ego.acceleration[sl, 1]), w8, 2)
+    w15 = min(15, len(t) - (1 - len(t) % 2))
+    return {
+        "lon_acceleration": lon_f, "lat_acceleration": lat_f,
+        "jerk": savgol_filter(mag, w15, 2, deriv=1, delta=dt),
+        "lon_jerk": savgol_filter(lon_f, w15, 2, deriv=1, delta=dt),
+        "yaw_rate": savgol_filter(heading, 5, 2, deriv=1, delta=dt),
+        "yaw_acceleration": savgol_filter(heading, 5, 3, deriv=2, delta=dt),
+    }
+
+
+def comfort_violations(rec: LogRecording) -> dict[str, float]:
+    """Metric -> worst value, for each comfort metric that leaves its bounds somewhere in the log."""
+    out = {}
+    for name, sig in comfort_signals(rec).items():
+        lo, hi = COMFORT_BOUNDS[name]
+        if sig.min() <= lo or sig.max() >= hi:
+            out[name] = float(sig[np.argmax(np.abs(sig))])
+    return out
+
+
+def ego_problems(rec: LogRecording, layers: MapLayers) -> list[str]:
+    """Every way the logged ego fails the competent-driver checks (empty: it passes)."""
+    problems = []
+    hits = ego_collisions(rec)
+    if hits:
+        problems.append(f"collision with track {hits[0][1]} at frame {hits[0][0]} ({len(hits)} frames)")
+    off = off_drivable_frames(rec, layers)
+    if len(off):
+        problems.append(f"off the drivable area at {len(off)} frames (first {off[0]})")
+    red = red_light_entries(rec, layers)
+    if red:
+        problems.append(f"entered connector {red[0][1]} on red at frame {red[0][0]}")
+    bad = comfort_violations(rec)
+    if bad:
+        problems.append("uncomfortable: " + ", ".join(f"{k}={v:.2f}" for k, v in bad.items()))
+    return problems
