@@ -8,7 +8,7 @@ score_trajectories` (the PDM rules). The world comes from :func:`sim.metrics.pdm
 
 from __future__ import annotations
 
-from time import perf_counter
+from time import process_time
 
 import numpy as np
 import numpy.typing as npt
@@ -64,14 +64,15 @@ def score(
 ) -> PDMScores:
     """PDM scores of K candidate trajectories ``(K, T, 3)`` (see :func:`simulate` for the input).
 
-    ``timings``: if given, filled with seconds per stage (``tracking`` plus the scorer's stages).
+    ``timings``: if given, filled with CPU seconds per stage (``tracking`` plus the scorer's stages, see
+    :func:`sim.metrics.pdm_score.score_trajectories`; ``total`` covers both).
     """
-    start = perf_counter()
+    start = process_time()
     rollout = simulate(trajectories, ego, world, frame=frame, vehicle=vehicle)
-    tracked = perf_counter()
+    tracked = process_time()
     result = score_trajectories(rollout, world, vehicle, params=params, reference_progress=reference_progress,
                                 timings=timings)
     if timings is not None:
         timings["tracking"] = tracked - start
-        timings["total"] = perf_counter() - start
+        timings["total"] = process_time() - start
     return result

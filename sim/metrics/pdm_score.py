@@ -54,7 +54,8 @@ from __future__ import annotations
 import heapq
 import weakref
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
+from time import process_time
 
 import numpy as np
 import numpy.typing as npt
@@ -114,9 +115,10 @@ DEFAULT_SCORING = ScoringParameters()
 class AreaRaster:
     """Point-in-area look-up: a boolean grid plus exact fallback.
 
-    ``inside`` ``(H, W)`` is the area at each cell centre; ``uncertain`` marks cells within one cell of the
-    area's boundary, where (and outside the grid) :meth:`contains` asks shapely (``geometry``, in the global
-    frame). Cell ``(r, c)`` spans ``origin + (c, r) * resolution`` .. ``+ resolution`` (local frame).
+    ``inside`` ``(H, W)`` is the area at each cell centre; ``uncertain`` marks the cells an area boundary
+    passes through (grown by one cell), where (and outside the grid) :meth:`contains` asks shapely
+    (``geometry``, global frame). Cell ``(r, c)`` spans ``origin + (c, r) * resolution`` .. ``+ resolution``
+    (local frame).
     """
 
     origin: F64  # (2,) lower-left corner of the grid, local frame (m)
@@ -125,24 +127,38 @@ class AreaRaster:
     uncertain: B
     geometry: shapely.Geometry | None  # prepared, global frame; None = empty area
     frame_origin: F64  # (2,) global xy of the local frame's origin
+    _code: npt.NDArray[np.uint8] = field(init=False, repr=False)  # (H+2)*(W+2): 0 out, 1 in, 2 ask shapely
+
+    def __post_init__(self) -> None:
+        h, w = self.inside.shape
+        code = np.full((h + 2, w + 2), 2, np.uint8)  # a border of "ask shapely" cells: outside the grid
+        code[1:-1, 1:-1] = np.where(self.uncertain, 2, self.inside.astype(np.uint8))
+        object.__setattr__(self, "_code", code.ravel())
 
     def contains(self, x: npt.ArrayLike, y: npt.ArrayLike) -> B:
         """Whether local points ``(...)`` lie in the area (boundary counts as inside)."""
         x = np.asarray(x, np.float64)
         y = np.asarray(y, np.float64)
         shape = np.broadcast_shapes(x.shape, y.shape)
-        x, y = np.broadcast_to(x, shape).ravel(), np.broadcast_to(y, shape).ravel()
-        out = np.zeros(x.shape, bool)
         if self.geometry is None:
-            return out.reshape(shape)
+            return np.zeros(shape, bool)
+        x, y = np.broadcast_to(x, shape).ravel(), np.broadcast_to(y, shape).ravel()
         h, w = self.inside.shape
-        col = np.floor((x - self.origin[0]) / self.resolution)
-        row = np.floor((y - self.origin[1]) / self.resolution)
-        in_grid = (col >= 0) & (col < w) & (row >= 0) & (row < h)
-        flat = np.where(in_grid, row * w + col, 0).astype(np.int64)
-        out = self.inside.ravel()[flat] & in_grid
-        exact = ~in_grid | self.uncertain.ravel()[flat]
-        if exact.any():
+        inv = 1.0 / self.resolution
+        # Cell index + 1, clipped into the border cells: non-negative, so truncation is floor.
+        col = (x - (self.origin[0] - self.resolution)) * inv
+        np.maximum(col, 0.0, out=col)
+        np.minimum(col, w + 1.0, out=col)
+        row = (y - (self.origin[1] - self.resolution)) * inv
+        np.maximum(row, 0.0, out=row)
+        np.minimum(row, h + 1.0, out=row)
+        index = row.astype(np.intp)
+        index *= w + 2
+        index += col.astype(np.intp)
+        code = self._code[index]
+        out = code == 1
+        exact = np.flatnonzero(code == 2)
+        if len(exact):
             out[exact] = shapely.intersects_xy(self.geometry, x[exact] + self.frame_origin[0],
                                                y[exact] + self.frame_origin[1])
         return out.reshape(shape)
@@ -542,7 +558,7 @@ def build_scoring_world(
 
     # Red lights: red connectors of the route that the ego does not already touch.
     _, ego_corners_now = _ego_boxes(ego_global, vehicle)
-    ego_box_now = shapely.polygons(ego_corners_now)
+    ego_box_now = shapely.polygons(ego_corners_now.T)
     red_ids, red_polys = [], []
     route_set = set(int(s) for s in route_segments)
     for conn_id, status in traffic_lights.items():
@@ -704,16 +720,27 @@ def navsim_v1_pdms(scores: PDMScores, progress_threshold: float = DEFAULT_SCORIN
 
 # ---------------------------------------------------------------------------------------------- scoring
 def _ego_boxes(pose: F64, vehicle: VehicleParameters) -> tuple[F64, F64]:
-    """Centre poses ``(..., 3)`` and corners ``(..., 4, 2)`` (FL, RL, RR, FR) of ego boxes at rear-axle poses."""
+    """Centre poses ``(..., 3)`` and corners ``(2, ..., 4)`` (x then y of FL, RL, RR, FR; coordinate-major so
+    that each plane is contiguous) of ego boxes at rear-axle poses ``(..., 3)``."""
     c, s = np.cos(pose[..., 2]), np.sin(pose[..., 2])
     d = vehicle.rear_axle_to_center
-    center = np.stack([pose[..., 0] + d * c, pose[..., 1] + d * s, pose[..., 2]], -1)
+    center = np.empty(pose.shape)
+    center[..., 0] = pose[..., 0] + d * c
+    center[..., 1] = pose[..., 1] + d * s
+    center[..., 2] = pose[..., 2]
     hl, hw = 0.5 * vehicle.length, 0.5 * vehicle.width
     lx = np.array([hl, -hl, -hl, hl])
     ly = np.array([hw, hw, -hw, -hw])
-    x = center[..., 0, None] + c[..., None] * lx - s[..., None] * ly
-    y = center[..., 1, None] + s[..., None] * lx + c[..., None] * ly
-    return center, np.stack([x, y], -1)
+    corners = np.empty((2,) + pose.shape[:-1] + (4,))
+    c, s = c[..., None], s[..., None]
+    corners[0] = center[..., 0, None] + (c * lx - s * ly)
+    corners[1] = center[..., 1, None] + (s * lx + c * ly)
+    return center, corners
+
+
+def _corners_at(corners: F64, k: I64, t: I64) -> F64:
+    """``(M, 4, 2)`` corners of states ``(k, t)`` from the coordinate-major ``(2, K, T, 4)`` array."""
+    return np.stack([corners[0][k, t], corners[1][k, t]], -1)
 
 
 def _bearing(pose: F64, target_xy: F64) -> F64:
@@ -815,97 +842,161 @@ def _multiple_lanes(world: ScoringWorld, corners: F64) -> B:
     return (lanes > 1) & ~all_four
 
 
+@dataclass(frozen=True)
+class _CollisionContext:
+    """Per-call arrays shared by the chunks of :func:`_collisions_and_ttc`."""
+
+    world: ScoringWorld
+    pose: F64  # (K, T, 3) rear axle, local
+    center: F64  # (K, T, 3)
+    corners: F64  # (2, K, T, 4) x, y
+    speed: F64  # (K, T)
+    cos_h: F64  # (K, T)
+    sin_h: F64
+    obj_cos: F64  # (N, S_world)
+    obj_sin: F64
+    ego_half: tuple[float, float]
+    obj_half: tuple[F64, F64]
+    radius: F64  # (N,) ego + object half-diagonals
+    offsets_s: F64  # (J,)
+    off_steps: I64  # (J,)
+    time_major: F64  # (5, T, K) centre x, centre y, cos, sin, speed: contiguous per state for the broad phase
+
+
+def _overlaps(ctx: _CollisionContext, ks: I64, t0: int, t1: int, js: I64) -> tuple[I64, I64, I64, I64]:
+    """Exact overlaps ``(k, t, j, n)`` of the ego boxes of trajectories ``ks`` at states ``t0..t1-1`` moved
+    ahead by the offsets ``js`` with the objects at the matching times."""
+    ts = np.arange(t0, t1)
+    num_s = len(ts) * len(js)
+    slot_t = np.repeat(ts, len(js))
+    slot_j = np.tile(js, len(ts))
+    tau = slot_t + ctx.off_steps[slot_j]
+    tm = ctx.time_major[:, t0:t1]
+    if len(ks) < ctx.time_major.shape[2]:
+        tm = tm[:, :, ks]
+    cx, cy, cos_h, sin_h, speed = tm[:, :, None, :]  # (T', 1, K')
+    move = speed * ctx.offsets_s[js][None, :, None]  # (T', J', K') m along the heading
+    ex = (cx + move * cos_h).reshape(num_s, len(ks))
+    ey = (cy + move * sin_h).reshape(num_s, len(ks))
+    obj = ctx.world.obj_pose
+    ox, oy = obj[:, tau, 0], obj[:, tau, 1]
+    k, s, n, cx, cy = _candidate_pairs(ex, ey, ox, oy, ctx.world.obj_valid[:, tau], ctx.radius)
+    k, t, ts_ = ks[k], slot_t[s], tau[s]
+    hit = _obb_overlap(cx, cy, ctx.cos_h[k, t], ctx.sin_h[k, t], *ctx.ego_half, ox[n, s], oy[n, s],
+                       ctx.obj_cos[n, ts_], ctx.obj_sin[n, ts_], ctx.obj_half[0][n], ctx.obj_half[1][n])
+    return k[hit], t[hit], slot_j[s][hit], n[hit]
+
+
 def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: F64, corners: F64,
-                        non_drivable: B, vehicle: VehicleParameters, params: ScoringParameters
-                        ) -> tuple[F64, F64, F64, F64]:
-    """NC ``(K,)``, TTC ``(K,)``, first at-fault collision time and first TTC-violation time (s, inf if none)."""
+                        non_drivable: B, vehicle: VehicleParameters, params: ScoringParameters,
+                        chunk: int = 10, stage: _Stopwatch | None = None) -> tuple[F64, F64, F64, F64]:
+    """NC ``(K,)``, TTC ``(K,)``, first at-fault collision time and first TTC-violation time (s, inf if none).
+
+    The horizon is processed in chunks of ``chunk`` states, in time order; a trajectory leaves the TTC checks
+    once it has a violation (later ones cannot change TTC or its time) and the collision checks once NC is 0.
+    """
     num_k, num_t = pose.shape[:2]
     nc = np.ones(num_k)
-    ttc = np.ones(num_k)
     coll_time = np.full(num_k, np.inf)
     ttc_time = np.full(num_k, np.inf)
     num_n = world.num_objects
     if num_n == 0 or num_k == 0:
-        return nc, ttc, coll_time, ttc_time
+        return nc, np.ones(num_k), coll_time, ttc_time
     offsets_s = np.asarray(params.ttc_offsets_s, np.float64)
     if offsets_s[0] != 0.0:
         raise ValueError("ScoringParameters.ttc_offsets_s must start with 0.0 (the collision check itself)")
-    off_steps = np.rint(offsets_s / world.dt).astype(np.int64)
-    num_j = len(offsets_s)
-    speed = ro.velocity
-    cos_h, sin_h = np.cos(center[..., 2]), np.sin(center[..., 2])
-    # Ego centres per slot s = (state t, offset j), slot-major (S, K): moved ahead at constant speed.
-    shift = speed.T[:, None, :] * offsets_s[None, :, None]  # (T, J, K) m along the heading
-    ex = (center[..., 0].T[:, None, :] + shift * cos_h.T[:, None, :]).reshape(num_t * num_j, num_k)
-    ey = (center[..., 1].T[:, None, :] + shift * sin_h.T[:, None, :]).reshape(num_t * num_j, num_k)
-    slot_t = np.repeat(np.arange(num_t), num_j)
-    slot_j = np.tile(np.arange(num_j), num_t)
-    tau = slot_t + off_steps[slot_j]
-    ox, oy = world.obj_pose[:, tau, 0], world.obj_pose[:, tau, 1]
-    ego_radius = 0.5 * float(np.hypot(vehicle.length, vehicle.width))
-    k, s, n, cx, cy = _candidate_pairs(ex, ey, ox, oy, world.obj_valid[:, tau], world.obj_radius + ego_radius)
-    del ex, ey, shift
-    t, j = slot_t[s], slot_j[s]
-    # Narrow phase: exact box overlap on candidates only.
-    ego_half = (0.5 * vehicle.length, 0.5 * vehicle.width)
-    obj_half = (0.5 * world.obj_size[:, 0], 0.5 * world.obj_size[:, 1])
-    obj_cos, obj_sin = np.cos(world.obj_pose[..., 2]), np.sin(world.obj_pose[..., 2])
-    ts = tau[s]
-    hit = _obb_overlap(cx, cy, cos_h[k, t], sin_h[k, t], *ego_half, ox[n, s], oy[n, s], obj_cos[n, ts],
-                       obj_sin[n, ts], obj_half[0][n], obj_half[1][n])
-    k, t, j, n = k[hit], t[hit], j[hit], n[hit]
-
-    # ---- collisions (offset 0): classify each object's first contact.
-    first = np.full((num_k, num_n), np.iinfo(np.int64).max)
-    at_fault_k = np.zeros(0, np.int64)
-    c0 = j == 0
-    if c0.any():
-        kc, tc, nc_ = k[c0], t[c0], n[c0]
-        order = np.lexsort((tc, kc * num_n + nc_))
-        kc, tc, nc_ = kc[order], tc[order], nc_[order]
-        _, idx = np.unique(kc * num_n + nc_, return_index=True)
-        kc, tc, nc_ = kc[idx], tc[idx], nc_[idx]
-        first[kc, nc_] = tc
-        ego_stopped = np.abs(speed[kc, tc]) <= params.stopped_speed
-        track_stopped = world.obj_is_static[nc_] | (world.obj_speed[nc_, tc] <= params.stopped_speed)
-        behind = _bearing(pose[kc, tc], world.obj_pose[nc_, tc, :2]) > params.behind_angle
-        # the front bumper: the FL-FR segment, a rectangle of half length 0 at the front of the box
-        bumper = center[kc, tc].copy()
-        bumper[:, 0] += 0.5 * vehicle.length * cos_h[kc, tc]
-        bumper[:, 1] += 0.5 * vehicle.length * sin_h[kc, tc]
-        front = obb_overlap(bumper, (0.0, ego_half[1]), world.obj_pose[nc_, tc], (obj_half[0][nc_], obj_half[1][nc_]))
-        lateral = ~ego_stopped & ~track_stopped & ~behind & ~front
-        lateral_fault = non_drivable[kc, tc] & lateral
-        ask = np.flatnonzero(lateral & ~lateral_fault)
-        lateral_fault[ask] = _multiple_lanes(world, corners[kc[ask], tc[ask]])
-        fault = ~ego_stopped & (track_stopped | (~behind & (front | lateral_fault)))
-        value = np.where(world.obj_is_static[nc_[fault]], params.static_collision_score, 0.0)
-        np.minimum.at(nc, kc[fault], value)
-        np.minimum.at(coll_time, kc[fault], world.time_s[tc[fault]])
-        at_fault_k = kc[fault]
-
-    # ---- TTC: projected hits that count.
-    keep = (np.abs(speed[k, t]) >= params.ttc_stopped_speed) & (t < first[k, n])
-    k, t, j, n = k[keep], t[keep], j[keep], n[keep]
-    angle = _bearing(pose[k, t], world.obj_pose[n, t, :2])  # where the object is now, as nuPlan
-    ahead = angle < params.ahead_angle
-    maybe = ~ahead & (angle <= params.behind_angle)
-    counts = ahead.copy()
-    np.minimum.at(ttc_time, k[ahead], world.time_s[t[ahead]])
-    ttc_time = np.minimum(ttc_time, coll_time)
-    # Sideways hits count when the ego is exposed; only those that could make the violation earlier are checked.
-    maybe &= world.time_s[t] < ttc_time[k]
-    if maybe.any():
-        states, inv = np.unique(k[maybe] * num_t + t[maybe], return_inverse=True)
-        sk, st = states // num_t, states % num_t
-        exposed = non_drivable[sk, st] | world.intersection.contains(pose[sk, st, 0], pose[sk, st, 1])
-        ask = np.flatnonzero(~exposed)
-        exposed[ask] = _multiple_lanes(world, corners[sk[ask], st[ask]])
-        counts[np.flatnonzero(maybe)] = exposed[inv]
-    np.minimum.at(ttc_time, k[counts], world.time_s[t[counts]])
-    ttc[k[counts]] = 0.0
-    ttc[at_fault_k] = 0.0
+    ctx = _CollisionContext(
+        world=world, pose=pose, center=center, corners=corners, speed=ro.velocity,
+        cos_h=np.cos(center[..., 2]), sin_h=np.sin(center[..., 2]),
+        obj_cos=np.cos(world.obj_pose[..., 2]), obj_sin=np.sin(world.obj_pose[..., 2]),
+        ego_half=(0.5 * vehicle.length, 0.5 * vehicle.width),
+        obj_half=(0.5 * world.obj_size[:, 0], 0.5 * world.obj_size[:, 1]),
+        radius=world.obj_radius + 0.5 * float(np.hypot(vehicle.length, vehicle.width)),
+        offsets_s=offsets_s, off_steps=np.rint(offsets_s / world.dt).astype(np.int64),
+        time_major=np.stack([center[..., 0].T, center[..., 1].T, np.cos(center[..., 2]).T,
+                             np.sin(center[..., 2]).T, ro.velocity.T]))
+    stage = stage or _Stopwatch(None)
+    never = np.iinfo(np.int64).max
+    first = np.full((num_k, num_n), never)  # state of each object's first contact per trajectory
+    projected = np.arange(1, len(offsets_s))
+    for t0 in range(0, num_t, chunk):
+        t1 = min(t0 + chunk, num_t)
+        nc_active = np.flatnonzero(nc > 0.0)
+        ttc_active = ttc_time == np.inf  # (K,) a violation found earlier cannot be improved on
+        k, t, j, n = _overlaps(ctx, nc_active, t0, t1, np.zeros(1, np.int64))
+        if ttc_active.any() and len(projected):
+            kp, tp, jp, np_ = _overlaps(ctx, np.flatnonzero(ttc_active), t0, t1, projected)
+            k, t, j, n = (np.concatenate(a) for a in ((k, kp), (t, tp), (j, jp), (n, np_)))
+        stage("overlaps")
+        c0 = np.flatnonzero(j == 0)
+        if len(c0):
+            _classify_contacts(ctx, k[c0], t[c0], n[c0], first, non_drivable, nc, coll_time, params)
+        ttc_time = np.minimum(ttc_time, coll_time)  # an at-fault collision is a TTC violation
+        stage("collision_rules")
+        live = ttc_active[k]
+        _ttc_violations(ctx, k[live], t[live], j[live], n[live], first, non_drivable, ttc_time, params)
+        stage("ttc_rules")
+    ttc = (ttc_time == np.inf).astype(np.float64)
     return nc, ttc, coll_time, ttc_time
+
+
+def _classify_contacts(ctx: _CollisionContext, k: I64, t: I64, n: I64, first: I64, non_drivable: B, nc: F64,
+                       coll_time: F64, params: ScoringParameters) -> None:
+    """Classify each object's first contact among the overlaps ``(k, t, n)`` (offset 0); update ``first``,
+    ``nc`` and ``coll_time`` in place (nuPlan's collision types, PDM's scores)."""
+    world = ctx.world
+    num_n = world.num_objects
+    fresh = first[k, n] == np.iinfo(np.int64).max
+    k, t, n = k[fresh], t[fresh], n[fresh]
+    if len(k) == 0:
+        return
+    key = k * num_n + n
+    order = np.lexsort((t, key))
+    _, idx = np.unique(key[order], return_index=True)
+    sel = order[idx]
+    k, t, n = k[sel], t[sel], n[sel]
+    first[k, n] = t
+    ego_stopped = np.abs(ctx.speed[k, t]) <= params.stopped_speed
+    track_stopped = world.obj_is_static[n] | (world.obj_speed[n, t] <= params.stopped_speed)
+    behind = _bearing(ctx.pose[k, t], world.obj_pose[n, t, :2]) > params.behind_angle
+    # the front bumper: the FL-FR segment, a rectangle of half length 0 at the front of the box
+    half_l = ctx.ego_half[0]
+    cos_h, sin_h = ctx.cos_h[k, t], ctx.sin_h[k, t]
+    bx = ctx.center[k, t, 0] + half_l * cos_h
+    by = ctx.center[k, t, 1] + half_l * sin_h
+    front = _obb_overlap(bx, by, cos_h, sin_h, 0.0, ctx.ego_half[1], world.obj_pose[n, t, 0], world.obj_pose[n, t, 1],
+                         ctx.obj_cos[n, t], ctx.obj_sin[n, t], ctx.obj_half[0][n], ctx.obj_half[1][n])
+    lateral = ~ego_stopped & ~track_stopped & ~behind & ~front
+    lateral_fault = non_drivable[k, t] & lateral
+    ask = np.flatnonzero(lateral & ~lateral_fault)
+    lateral_fault[ask] = _multiple_lanes(world, _corners_at(ctx.corners, k[ask], t[ask]))
+    fault = ~ego_stopped & (track_stopped | (~behind & (front | lateral_fault)))
+    value = np.where(world.obj_is_static[n[fault]], params.static_collision_score, 0.0)
+    np.minimum.at(nc, k[fault], value)
+    np.minimum.at(coll_time, k[fault], world.time_s[t[fault]])
+
+
+def _ttc_violations(ctx: _CollisionContext, k: I64, t: I64, j: I64, n: I64, first: I64, non_drivable: B,
+                    ttc_time: F64, params: ScoringParameters) -> None:
+    """Lower ``ttc_time`` in place with the projected overlaps ``(k, t, j, n)`` that count for TTC."""
+    world = ctx.world
+    num_t = ctx.pose.shape[1]
+    keep = (np.abs(ctx.speed[k, t]) >= params.ttc_stopped_speed) & (t < first[k, n])
+    k, t, n = k[keep], t[keep], n[keep]
+    angle = _bearing(ctx.pose[k, t], world.obj_pose[n, t, :2])  # where the object is now, as nuPlan
+    ahead = angle < params.ahead_angle
+    np.minimum.at(ttc_time, k[ahead], world.time_s[t[ahead]])
+    # Sideways hits count when the ego is exposed; only those that could make the violation earlier are checked.
+    maybe = np.flatnonzero(~ahead & (angle <= params.behind_angle) & (world.time_s[t] < ttc_time[k]))
+    if len(maybe) == 0:
+        return
+    states, inv = np.unique(k[maybe] * num_t + t[maybe], return_inverse=True)
+    sk, st = states // num_t, states % num_t
+    exposed = non_drivable[sk, st] | world.intersection.contains(ctx.pose[sk, st, 0], ctx.pose[sk, st, 1])
+    ask = np.flatnonzero(~exposed)
+    exposed[ask] = _multiple_lanes(world, _corners_at(ctx.corners, sk[ask], st[ask]))
+    counts = maybe[exposed[inv]]
+    np.minimum.at(ttc_time, k[counts], world.time_s[t[counts]])
 
 
 def _driving_direction(center: F64, oncoming: B, dt: float, params: ScoringParameters) -> F64:
@@ -930,7 +1021,7 @@ def _traffic_light(world: ScoringWorld, center: F64, corners: F64) -> F64:
     ks, ts = np.nonzero(near)
     if len(ks) == 0:
         return tlc
-    c = corners[ks, ts]
+    c = _corners_at(corners, ks, ts)
     hit = world.red_light.contains(c[..., 0], c[..., 1]).any(-1)
     rest = np.flatnonzero(~hit)
     if len(rest):
@@ -953,33 +1044,61 @@ def _savgol_operator(num_t: int, window: int, order: int, deriv: int, dt: float)
 
 def comfort_scores(ro: EgoRollout, dt: float, vehicle: VehicleParameters = PACIFICA,
                    params: ScoringParameters = DEFAULT_SCORING) -> F64:
-    """Comfort ``(K,)``: nuPlan's six series (batched; conventions of :mod:`sim.metrics.comfort`)."""
-    num_t = ro.pose.shape[1]
+    """Comfort ``(K,)``: nuPlan's six series (batched; conventions of :mod:`sim.metrics.comfort`), all strictly
+    inside their bounds. Every Savitzky-Golay filter is one matrix product (:func:`_savgol_operator`)."""
+    num_k, num_t = ro.pose.shape[:2]
+    if num_k == 0:
+        return np.zeros(0)
+    op = partial(_savgol_operator, num_t, dt=dt)
+    ax = np.ascontiguousarray(ro.acceleration[..., 0])
+    ay = np.ascontiguousarray(ro.acceleration[..., 1])
+    w = np.ascontiguousarray(ro.yaw_rate)
     d = vehicle.rear_axle_to_center
-    w = ro.yaw_rate
-    alpha = np.zeros_like(w)
-    alpha[:, 1:] = np.diff(w, axis=1) / dt
-    lon_raw = ro.acceleration[..., 0] + d * w**2 + d * alpha
-    lat_raw = ro.acceleration[..., 1]
-    mag_raw = np.hypot(ro.acceleration[..., 0], ro.acceleration[..., 1])
+    signals = np.empty((3 * num_k, num_t))  # rows: centre lon accel, rear-axle accel magnitude, lateral accel
+    signals[:num_k] = ax + d * w * w
+    signals[:num_k, 1:] += d * np.diff(w, axis=1) / dt  # angular acceleration, 0 at the first sample
+    np.hypot(ax, ay, out=signals[num_k:2 * num_k])
+    signals[2 * num_k:] = ay
+    accel = np.round(signals @ op(8, 2, 0), 8)
+    jerks = np.round(accel[:2 * num_k] @ op(15, 2, 1), 8)  # lon jerk, jerk of the magnitude
+    h = ro.pose[..., 2]
+    step = np.diff(h, axis=1)
+    step -= 2.0 * np.pi * np.round(step / (2.0 * np.pi))  # nuPlan's phase unwrap
+    heading = np.empty((num_k, num_t))
+    heading[:, 0] = h[:, 0]
+    np.cumsum(step, axis=1, out=heading[:, 1:])
+    heading[:, 1:] += h[:, :1]
+    yaw = np.round(heading @ np.concatenate([op(5, 2, 1), op(5, 3, 2)], axis=1), 8)
 
-    def sg(y: F64, window: int, order: int, deriv: int = 0) -> F64:
-        return np.round(y @ _savgol_operator(num_t, window, order, deriv, dt), 8)
+    def inside(x: F64, low: float, high: float) -> B:
+        return (x.min(axis=1) > low) & (x.max(axis=1) < high)
 
-    lon = sg(lon_raw, 8, 2)
-    lat = sg(lat_raw, 8, 2)
-    jerk = sg(sg(mag_raw, 8, 2), 15, 2, 1)
-    lon_jerk = sg(lon, 15, 2, 1)
-    heading = np.unwrap(ro.pose[..., 2], axis=1)
-    yaw_rate = sg(heading, 5, 2, 1)
-    yaw_accel = sg(heading, 5, 3, 2)
-    ok = ((lon > params.min_lon_accel) & (lon < params.max_lon_accel)).all(1)
-    ok &= (np.abs(lat) < params.max_abs_lat_accel).all(1)
-    ok &= (np.abs(jerk) < params.max_abs_jerk).all(1)
-    ok &= (np.abs(lon_jerk) < params.max_abs_lon_jerk).all(1)
-    ok &= (np.abs(yaw_rate) < params.max_abs_yaw_rate).all(1)
-    ok &= (np.abs(yaw_accel) < params.max_abs_yaw_accel).all(1)
+    lon, lat = accel[:num_k], accel[2 * num_k:]
+    ok = inside(lon, params.min_lon_accel, params.max_lon_accel)
+    ok &= inside(lat, -params.max_abs_lat_accel, params.max_abs_lat_accel)
+    ok &= inside(jerks[:num_k], -params.max_abs_lon_jerk, params.max_abs_lon_jerk)
+    ok &= inside(jerks[num_k:], -params.max_abs_jerk, params.max_abs_jerk)
+    ok &= inside(yaw[:, :num_t], -params.max_abs_yaw_rate, params.max_abs_yaw_rate)
+    ok &= inside(yaw[:, num_t:], -params.max_abs_yaw_accel, params.max_abs_yaw_accel)
     return ok.astype(np.float64)
+
+
+class _Stopwatch:
+    """Accumulates CPU seconds per named stage into a dict (no-op without one)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.start = self.last = process_time()
+
+    def __call__(self, name: str) -> None:
+        if self.timings is not None:
+            now = process_time()
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+            self.last = now
+
+    def finish(self) -> None:
+        if self.timings is not None:
+            self.timings["total"] = process_time() - self.start
 
 
 def score_trajectories(
@@ -995,11 +1114,11 @@ def score_trajectories(
 
     ``states`` must have ``world.num_steps`` states per trajectory at ``world.dt``, index 0 = now.
     ``reference_progress``: an extra best-progress candidate for EP (see :func:`normalize_progress`).
-    ``timings``: if given, filled with seconds per stage (areas, collisions, progress, comfort).
+    ``timings``: if given, filled with CPU seconds (``time.process_time``) per stage: ``boxes``,
+    ``drivable_area``, ``direction_and_lights``, ``overlaps`` (broad + narrow phase, shared by NC and TTC),
+    ``collision_rules``, ``ttc_rules``, ``progress``, ``comfort``, ``total``.
     """
-    from time import perf_counter
-
-    clock = perf_counter()
+    stage = _Stopwatch(timings)
     ro = as_rollout(states, world.dt)
     num_k, num_t = ro.pose.shape[:2]
     if num_t != world.num_steps:
@@ -1009,29 +1128,28 @@ def score_trajectories(
     pose[..., :2] -= world.origin
     center, corners = _ego_boxes(pose, vehicle)
     scores = np.ones((num_k, len(RULES)))
+    stage("boxes")
 
-    corner_ok = world.drivable.contains(corners[..., 0], corners[..., 1])  # (K, T+1, 4)
+    corner_ok = world.drivable.contains(corners[0], corners[1])  # (K, T+1, 4)
     non_drivable = ~corner_ok.all(-1)
     scores[:, DAC] = (~non_drivable.any(1)).astype(np.float64)
+    stage("drivable_area")
     oncoming = ~world.on_route.contains(center[..., 0], center[..., 1])
     scores[:, DDC] = _driving_direction(center, oncoming, world.dt, params)
     scores[:, TLC] = _traffic_light(world, center, corners)
-    t_areas = perf_counter()
+    stage("direction_and_lights")
 
     nc, ttc, coll_time, ttc_time = _collisions_and_ttc(world, ro, pose, center, corners, non_drivable, vehicle,
-                                                       params)
+                                                       params, stage=stage)
     scores[:, NC], scores[:, TTC] = nc, ttc
-    t_coll = perf_counter()
 
     along = project_on_centerline(world, center[:, [0, -1], :2]).reshape(num_k, 2)
     raw = np.maximum(along[:, 1] - along[:, 0], 0.0)
     mult = np.prod(scores[:, [RULES.index(r) for r in PDM_MULTIPLIERS]], axis=1)
     scores[:, EP] = normalize_progress(raw, mult, params.progress_threshold, reference_progress)
-    t_prog = perf_counter()
+    stage("progress")
 
     scores[:, COMFORT] = comfort_scores(ro, world.dt, vehicle, params)
-    t_end = perf_counter()
-    if timings is not None:
-        timings.update(areas=t_areas - clock, collisions_ttc=t_coll - t_areas, progress=t_prog - t_coll,
-                       comfort=t_end - t_prog, total=t_end - clock)
+    stage("comfort")
+    stage.finish()
     return PDMScores(scores, aggregate(scores), raw, coll_time, ttc_time)

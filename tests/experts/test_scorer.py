@@ -58,7 +58,8 @@ def test_tracked_candidates_are_scored(junction: MapAPI) -> None:
     assert s.column("comfort")[0] == 1.0  # steady 8 m/s: comfortable
     assert s.column("ego_progress")[1] == 1.0  # the lane change goes farthest among the survivors
     assert s.pdm_score[1] > s.pdm_score[2] > s.pdm_score[0] == 0.0
-    assert {"tracking", "areas", "collisions_ttc", "comfort", "total"} <= set(timings)
+    assert {"tracking", "drivable_area", "overlaps", "collision_rules", "ttc_rules", "comfort", "total"} <= set(timings)
+    assert timings["total"] >= timings["tracking"]
 
 
 def test_scores_are_those_of_the_simulated_states(junction: MapAPI) -> None:
