@@ -20,11 +20,13 @@ import numpy.typing as npt
 
 from sim.agents.base import AgentModel
 from sim.errors import DataError
+from sim.geometry import rear_axle_to_center
 from sim.planning import Observation, Planner, PlannerInitialization, PlannerInput
 from sim.runner.ego_update import ego_update
 from sim.runner.faults import trajectory_fault
 from sim.scenario import EgoStates, Scenario, Tracks, TrafficLights
 from sim.trajectory import Trajectory
+from sim.vehicle import PACIFICA
 
 F64 = npt.NDArray[np.float64]
 
@@ -193,7 +195,9 @@ def run_scenario(
         from sim.observation.lidar import simulate_lidar
 
     def observation(tracks: Tracks, ego_pose: F64) -> Observation:
-        cloud = simulate_lidar(ego_pose, tracks, map_api) if want_pc else None
+        # the roof LiDAR sits above the box centre; nuPlan maps have no walls, so only objects occlude
+        cloud = simulate_lidar(rear_axle_to_center(ego_pose, PACIFICA.rear_axle_to_center), tracks) if want_pc \
+            else None
         return Observation(tracks, cloud)
 
     ego = _EgoBuffer(scenario.ego.slice(base - past, base + 1), past + n)

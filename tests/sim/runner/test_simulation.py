@@ -146,3 +146,24 @@ def test_unknown_agents_mode_fails_the_scenario():
     sc = straight_scenario(num_iterations=11)
     r = run_scenario(sc, junction_map(), ConstantVelocityPlanner(), agents="teleport")
     assert r.status == "failed" and "unknown agents mode 'teleport'" in r.error
+
+
+class CloudReader(Recorder):
+    wants_point_cloud = True
+
+
+def test_point_cloud_on_request_sees_the_lead_vehicle():
+    sc = straight_scenario(num_iterations=11, lead_gap=10.0)
+    planner = CloudReader()
+    r = run_scenario(sc, junction_map(), planner, agents=log_replay_agents())
+    assert r.status == "ok"
+    obs = planner.inputs[-1].current_observation
+    cloud = obs.point_cloud
+    assert cloud is not None and cloud.ndim == 2 and cloud.shape[1] == 3 and len(cloud) > 0
+    lead = obs.tracks.pose[list(obs.tracks.token).index("1000000000000001"), 0]
+    near_lead = np.hypot(cloud[:, 0] - lead[0], cloud[:, 1] - lead[1]) < 3.0
+    assert near_lead.sum() > 10
+    # planners that do not ask get none
+    plain = Recorder()
+    run_scenario(sc, junction_map(), plain, agents=log_replay_agents())
+    assert plain.inputs[-1].current_observation.point_cloud is None
