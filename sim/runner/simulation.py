@@ -265,10 +265,11 @@ def run_scenario(
         error = f"simulation error: {_describe(err)} at {_where(err)}"
     s = max(done, 1)
     observed = [o.tracks for o in obs[past:past + s]]
+    tracks = _collect_tracks(observed) if len(observed) == s else Tracks.empty(s)  # agents failed to start
     return Rollout(
         token=scenario.token, log_name=scenario.log_name, scenario_type=scenario.scenario_type,
         planner_name=planner_name, agents=agents_name, num_iterations=n,
-        ego=_copy_ego(ego.view(past, past + s)), tracks=_collect_tracks(observed),
+        ego=_copy_ego(ego.view(past, past + s)), tracks=tracks,
         traffic_lights=scenario.traffic_lights.time_slice(base, base + s),
         plan_time_s=plan_t[:s], plan_pose=plan_p[:s], latency_s=latency[:s], status=status, error=error)
 
