@@ -60,6 +60,7 @@ from time import process_time
 import numpy as np
 import numpy.typing as npt
 import shapely
+from scipy.ndimage import minimum_filter
 from scipy.signal import savgol_filter
 from scipy.spatial import cKDTree
 
@@ -116,8 +117,8 @@ class AreaRaster:
     """Point-in-area look-up: a boolean grid plus exact fallback.
 
     ``inside`` ``(H, W)`` is the area at each cell centre; ``uncertain`` marks the cells an area boundary
-    passes through (grown by one cell), where (and outside the grid) :meth:`contains` asks shapely
-    (``geometry``, global frame). Cell ``(r, c)`` spans ``origin + (c, r) * resolution`` .. ``+ resolution``
+    passes through (grown by one cell), where (and outside the grid, within ``bounds``) :meth:`contains` asks
+    shapely (``geometry``, global frame). Cell ``(r, c)`` spans ``origin + (c, r) * resolution`` .. ``+ resolution``
     (local frame).
     """
 
@@ -127,22 +128,28 @@ class AreaRaster:
     uncertain: B
     geometry: shapely.Geometry | None  # prepared, global frame; None = empty area
     frame_origin: F64  # (2,) global xy of the local frame's origin
+    bounds: F64 | None = None  # (4,) the geometry's bounding box, local frame: nothing outside is inside
+    core_margin: float = 0.0  # m: see :meth:`in_core`
     _code: npt.NDArray[np.uint8] = field(init=False, repr=False)  # (H+2)*(W+2): 0 out, 1 in, 2 ask shapely
+    _core: npt.NDArray[np.bool_] = field(init=False, repr=False)  # (H+2)*(W+2)
 
     def __post_init__(self) -> None:
         h, w = self.inside.shape
         code = np.full((h + 2, w + 2), 2, np.uint8)  # a border of "ask shapely" cells: outside the grid
         code[1:-1, 1:-1] = np.where(self.uncertain, 2, self.inside.astype(np.uint8))
         object.__setattr__(self, "_code", code.ravel())
+        core = code == 1
+        if self.core_margin > 0.0 and core.any():
+            # Cells whose whole neighbourhood of (margin / resolution + 1) cells is certainly inside: every point
+            # within ``core_margin`` of any point of such a cell is inside (a square covers the disc).
+            r = int(np.ceil(self.core_margin / self.resolution)) + 1
+            core = minimum_filter(core.view(np.uint8), size=2 * r + 1, mode="constant", cval=0).view(bool)
+        else:
+            core = np.zeros_like(core)
+        object.__setattr__(self, "_core", core.ravel())
 
-    def contains(self, x: npt.ArrayLike, y: npt.ArrayLike) -> B:
-        """Whether local points ``(...)`` lie in the area (boundary counts as inside)."""
-        x = np.asarray(x, np.float64)
-        y = np.asarray(y, np.float64)
-        shape = np.broadcast_shapes(x.shape, y.shape)
-        if self.geometry is None:
-            return np.zeros(shape, bool)
-        x, y = np.broadcast_to(x, shape).ravel(), np.broadcast_to(y, shape).ravel()
+    def _index(self, x: F64, y: F64) -> npt.NDArray[np.intp]:
+        """Flat index into the padded grid of points ``(M,)``; outside the grid -> a border cell."""
         h, w = self.inside.shape
         inv = 1.0 / self.resolution
         # Cell index + 1, clipped into the border cells: non-negative, so truncation is floor.
@@ -155,9 +162,32 @@ class AreaRaster:
         index = row.astype(np.intp)
         index *= w + 2
         index += col.astype(np.intp)
-        code = self._code[index]
+        return index
+
+    def in_core(self, x: npt.ArrayLike, y: npt.ArrayLike) -> B:
+        """Whether the disc of radius ``core_margin`` around each local point ``(...)`` surely lies in the area
+        (False means "not known", never "outside")."""
+        x = np.asarray(x, np.float64)
+        y = np.asarray(y, np.float64)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        x, y = np.broadcast_to(x, shape).ravel(), np.broadcast_to(y, shape).ravel()
+        return self._core[self._index(x, y)].reshape(shape)
+
+    def contains(self, x: npt.ArrayLike, y: npt.ArrayLike) -> B:
+        """Whether local points ``(...)`` lie in the area (boundary counts as inside)."""
+        x = np.asarray(x, np.float64)
+        y = np.asarray(y, np.float64)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        if self.geometry is None:
+            return np.zeros(shape, bool)
+        x, y = np.broadcast_to(x, shape).ravel(), np.broadcast_to(y, shape).ravel()
+        code = self._code[self._index(x, y)]
         out = code == 1
         exact = np.flatnonzero(code == 2)
+        if len(exact) and self.bounds is not None:
+            b = self.bounds
+            xe, ye = x[exact], y[exact]
+            exact = exact[(xe >= b[0]) & (xe <= b[2]) & (ye >= b[1]) & (ye <= b[3])]
         if len(exact):
             out[exact] = shapely.intersects_xy(self.geometry, x[exact] + self.frame_origin[0],
                                                y[exact] + self.frame_origin[1])
@@ -235,22 +265,31 @@ def rasterize_edges(edges: F64, origin: F64, resolution: float, shape: tuple[int
 
 
 def area_raster(geometry: shapely.Geometry | None, frame_origin: F64, center: F64, half_size: float,
-                resolution: float, edges: F64 | None = None) -> AreaRaster:
-    """Raster of ``geometry`` (global frame, unioned) on the square ``center ± half_size`` (local frame)."""
-    cells = int(np.ceil(2.0 * half_size / resolution))
-    origin = np.asarray(center, np.float64) - half_size
+                resolution: float, edges: F64 | None = None, core_margin: float = 0.0) -> AreaRaster:
+    """Raster of ``geometry`` (global frame, unioned) on the square ``center ± half_size`` (local frame),
+    shrunk to the geometry's bounding box. ``half_size`` 0 gives a raster that asks shapely for every point
+    (for areas tested at a few points only)."""
+    frame_origin = np.asarray(frame_origin, np.float64)
     if geometry is None or geometry.is_empty:
-        return AreaRaster(origin, resolution, np.zeros((1, 1), bool), np.zeros((1, 1), bool), None, frame_origin)
+        return AreaRaster(np.zeros(2), resolution, np.zeros((1, 1), bool), np.zeros((1, 1), bool), None,
+                          frame_origin)
+    shapely.prepare(geometry)
+    box = np.asarray(shapely.bounds(geometry), np.float64) - np.tile(frame_origin, 2)
+    lo = np.maximum(np.asarray(center, np.float64) - half_size, box[:2] - resolution)
+    hi = np.minimum(np.asarray(center, np.float64) + half_size, box[2:] + resolution)
+    cells = np.ceil((hi - lo) / resolution).astype(np.int64)
+    if half_size <= 0.0 or (cells <= 0).any():  # nothing to rasterize: every point goes to shapely
+        return AreaRaster(lo, resolution, np.zeros((0, 0), bool), np.zeros((0, 0), bool), geometry, frame_origin,
+                          box)
     if edges is None:
         edges = _ring_edges(geometry)
     local = edges - np.tile(frame_origin, 2)
     # Parity needs every edge crossing the grid's rows, wherever it lies in x.
     ylo = np.minimum(local[:, 1], local[:, 3])
     yhi = np.maximum(local[:, 1], local[:, 3])
-    band = (yhi >= origin[1]) & (ylo <= origin[1] + cells * resolution)
-    inside, uncertain = rasterize_edges(local[band], origin, resolution, (cells, cells))
-    shapely.prepare(geometry)
-    return AreaRaster(origin, resolution, inside, uncertain, geometry, np.asarray(frame_origin, np.float64))
+    band = (yhi >= lo[1]) & (ylo <= lo[1] + cells[1] * resolution)
+    inside, uncertain = rasterize_edges(local[band], lo, resolution, (int(cells[1]), int(cells[0])))
+    return AreaRaster(lo, resolution, inside, uncertain, geometry, frame_origin, box, core_margin)
 
 
 # Per-map caches: the drivable union (and its edges) is built once per MapAPI; route unions per route.
@@ -550,15 +589,15 @@ def build_scoring_world(
 
     # Areas.
     drive_geom, drive_edges = drivable_surface(map_api)
-    drivable = area_raster(drive_geom, origin, np.zeros(2), raster_half_size, resolution, drive_edges)
+    drivable = area_raster(drive_geom, origin, np.zeros(2), raster_half_size, resolution, drive_edges,
+                           core_margin=0.5 * float(np.hypot(vehicle.length, vehicle.width)))
     inter_geom, inter_edges = intersection_surface(map_api)
-    intersection = area_raster(inter_geom, origin, np.zeros(2), raster_half_size, resolution, inter_edges)
+    intersection = area_raster(inter_geom, origin, np.zeros(2), 0.0, resolution)  # a few look-ups: exact
     route_geom, route_edges, route_segments = route_surface(map_api, tuple(route_roadblock_ids))
     on_route = area_raster(route_geom, origin, np.zeros(2), raster_half_size, resolution, route_edges)
 
     # Red lights: red connectors of the route that the ego does not already touch.
-    _, ego_corners_now = _ego_boxes(ego_global, vehicle)
-    ego_box_now = shapely.polygons(ego_corners_now.T)
+    ego_box_now = shapely.polygons(_ego_corners(_ego_centers(ego_global, vehicle), vehicle))
     red_ids, red_polys = [], []
     route_set = set(int(s) for s in route_segments)
     for conn_id, status in traffic_lights.items():
@@ -640,7 +679,8 @@ def as_rollout(states: object, dt: float = 0.1) -> EgoRollout:
     yaw_rate = getattr(states, "yaw_rate", None)
     if yaw_rate is None:
         yaw_rate = np.gradient(np.unwrap(pose[..., 2], axis=1), dt, axis=1)
-    return EgoRollout(pose, vel, acc, np.asarray(yaw_rate, np.float64))
+    # Rollouts may be transposed views of time-major buffers: the scorer reads them trajectory-major.
+    return EgoRollout(*(np.ascontiguousarray(a, dtype=np.float64) for a in (pose, vel, acc, yaw_rate)))
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -719,28 +759,28 @@ def navsim_v1_pdms(scores: PDMScores, progress_threshold: float = DEFAULT_SCORIN
 
 
 # ---------------------------------------------------------------------------------------------- scoring
-def _ego_boxes(pose: F64, vehicle: VehicleParameters) -> tuple[F64, F64]:
-    """Centre poses ``(..., 3)`` and corners ``(2, ..., 4)`` (x then y of FL, RL, RR, FR; coordinate-major so
-    that each plane is contiguous) of ego boxes at rear-axle poses ``(..., 3)``."""
-    c, s = np.cos(pose[..., 2]), np.sin(pose[..., 2])
+def _ego_centers(pose: F64, vehicle: VehicleParameters) -> F64:
+    """Box centre poses ``(..., 3)`` of ego rear-axle poses ``(..., 3)``."""
     d = vehicle.rear_axle_to_center
     center = np.empty(pose.shape)
-    center[..., 0] = pose[..., 0] + d * c
-    center[..., 1] = pose[..., 1] + d * s
+    center[..., 0] = pose[..., 0] + d * np.cos(pose[..., 2])
+    center[..., 1] = pose[..., 1] + d * np.sin(pose[..., 2])
     center[..., 2] = pose[..., 2]
+    return center
+
+
+def _ego_corners_xy(center: F64, vehicle: VehicleParameters) -> tuple[F64, F64]:
+    """Corner x and y ``(..., 4)`` (FL, RL, RR, FR) of ego boxes with centre poses ``(..., 3)``."""
     hl, hw = 0.5 * vehicle.length, 0.5 * vehicle.width
+    c, s = np.cos(center[..., 2, None]), np.sin(center[..., 2, None])
     lx = np.array([hl, -hl, -hl, hl])
     ly = np.array([hw, hw, -hw, -hw])
-    corners = np.empty((2,) + pose.shape[:-1] + (4,))
-    c, s = c[..., None], s[..., None]
-    corners[0] = center[..., 0, None] + (c * lx - s * ly)
-    corners[1] = center[..., 1, None] + (s * lx + c * ly)
-    return center, corners
+    return center[..., 0, None] + (c * lx - s * ly), center[..., 1, None] + (s * lx + c * ly)
 
 
-def _corners_at(corners: F64, k: I64, t: I64) -> F64:
-    """``(M, 4, 2)`` corners of states ``(k, t)`` from the coordinate-major ``(2, K, T, 4)`` array."""
-    return np.stack([corners[0][k, t], corners[1][k, t]], -1)
+def _ego_corners(center: F64, vehicle: VehicleParameters) -> F64:
+    """Corners ``(..., 4, 2)`` (FL, RL, RR, FR) of ego boxes with centre poses ``(..., 3)``."""
+    return np.stack(_ego_corners_xy(center, vehicle), -1)
 
 
 def _bearing(pose: F64, target_xy: F64) -> F64:
@@ -849,7 +889,7 @@ class _CollisionContext:
     world: ScoringWorld
     pose: F64  # (K, T, 3) rear axle, local
     center: F64  # (K, T, 3)
-    corners: F64  # (2, K, T, 4) x, y
+    vehicle: VehicleParameters
     speed: F64  # (K, T)
     cos_h: F64  # (K, T)
     sin_h: F64
@@ -881,13 +921,17 @@ def _overlaps(ctx: _CollisionContext, ks: I64, t0: int, t1: int, js: I64) -> tup
     obj = ctx.world.obj_pose
     ox, oy = obj[:, tau, 0], obj[:, tau, 1]
     k, s, n, cx, cy = _candidate_pairs(ex, ey, ox, oy, ctx.world.obj_valid[:, tau], ctx.radius)
-    k, t, ts_ = ks[k], slot_t[s], tau[s]
-    hit = _obb_overlap(cx, cy, ctx.cos_h[k, t], ctx.sin_h[k, t], *ctx.ego_half, ox[n, s], oy[n, s],
-                       ctx.obj_cos[n, ts_], ctx.obj_sin[n, ts_], ctx.obj_half[0][n], ctx.obj_half[1][n])
+    k, t = ks[k], slot_t[s]
+    ego_i = k * ctx.speed.shape[1] + t  # flat indices: 1-D takes are much cheaper than 2-D fancy indexing
+    obj_i = n * ctx.obj_cos.shape[1] + tau[s]
+    slot_i = n * num_s + s
+    hit = _obb_overlap(cx, cy, ctx.cos_h.take(ego_i), ctx.sin_h.take(ego_i), *ctx.ego_half, ox.take(slot_i),
+                       oy.take(slot_i), ctx.obj_cos.take(obj_i), ctx.obj_sin.take(obj_i), ctx.obj_half[0].take(n),
+                       ctx.obj_half[1].take(n))
     return k[hit], t[hit], slot_j[s][hit], n[hit]
 
 
-def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: F64, corners: F64,
+def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: F64,
                         non_drivable: B, vehicle: VehicleParameters, params: ScoringParameters,
                         chunk: int = 10, stage: _Stopwatch | None = None) -> tuple[F64, F64, F64, F64]:
     """NC ``(K,)``, TTC ``(K,)``, first at-fault collision time and first TTC-violation time (s, inf if none).
@@ -906,7 +950,7 @@ def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: 
     if offsets_s[0] != 0.0:
         raise ValueError("ScoringParameters.ttc_offsets_s must start with 0.0 (the collision check itself)")
     ctx = _CollisionContext(
-        world=world, pose=pose, center=center, corners=corners, speed=ro.velocity,
+        world=world, pose=pose, center=center, vehicle=vehicle, speed=ro.velocity,
         cos_h=np.cos(center[..., 2]), sin_h=np.sin(center[..., 2]),
         obj_cos=np.cos(world.obj_pose[..., 2]), obj_sin=np.sin(world.obj_pose[..., 2]),
         ego_half=(0.5 * vehicle.length, 0.5 * vehicle.width),
@@ -969,7 +1013,7 @@ def _classify_contacts(ctx: _CollisionContext, k: I64, t: I64, n: I64, first: I6
     lateral = ~ego_stopped & ~track_stopped & ~behind & ~front
     lateral_fault = non_drivable[k, t] & lateral
     ask = np.flatnonzero(lateral & ~lateral_fault)
-    lateral_fault[ask] = _multiple_lanes(world, _corners_at(ctx.corners, k[ask], t[ask]))
+    lateral_fault[ask] = _multiple_lanes(world, _ego_corners(ctx.center[k[ask], t[ask]], ctx.vehicle))
     fault = ~ego_stopped & (track_stopped | (~behind & (front | lateral_fault)))
     value = np.where(world.obj_is_static[n[fault]], params.static_collision_score, 0.0)
     np.minimum.at(nc, k[fault], value)
@@ -994,7 +1038,7 @@ def _ttc_violations(ctx: _CollisionContext, k: I64, t: I64, j: I64, n: I64, firs
     sk, st = states // num_t, states % num_t
     exposed = non_drivable[sk, st] | world.intersection.contains(ctx.pose[sk, st, 0], ctx.pose[sk, st, 1])
     ask = np.flatnonzero(~exposed)
-    exposed[ask] = _multiple_lanes(world, _corners_at(ctx.corners, sk[ask], st[ask]))
+    exposed[ask] = _multiple_lanes(world, _ego_corners(ctx.center[sk[ask], st[ask]], ctx.vehicle))
     counts = maybe[exposed[inv]]
     np.minimum.at(ttc_time, k[counts], world.time_s[t[counts]])
 
@@ -1012,7 +1056,7 @@ def _driving_direction(center: F64, oncoming: B, dt: float, params: ScoringParam
     return np.where(worst < params.ddc_compliance, 1.0, np.where(worst < params.ddc_violation, 0.5, 0.0))
 
 
-def _traffic_light(world: ScoringWorld, center: F64, corners: F64) -> F64:
+def _traffic_light(world: ScoringWorld, center: F64, vehicle: VehicleParameters) -> F64:
     """TLC ``(K,)``: 0 if the ego box touches a red-light connector at any state."""
     tlc = np.ones(center.shape[0])
     if world.red_light_geometry is None:
@@ -1021,7 +1065,7 @@ def _traffic_light(world: ScoringWorld, center: F64, corners: F64) -> F64:
     ks, ts = np.nonzero(near)
     if len(ks) == 0:
         return tlc
-    c = _corners_at(corners, ks, ts)
+    c = _ego_corners(center[ks, ts], vehicle)
     hit = world.red_light.contains(c[..., 0], c[..., 1]).any(-1)
     rest = np.flatnonzero(~hit)
     if len(rest):
@@ -1126,21 +1170,24 @@ def score_trajectories(
                         "rollouts on the world's time grid (T+1 states)")
     pose = ro.pose.copy()
     pose[..., :2] -= world.origin
-    center, corners = _ego_boxes(pose, vehicle)
+    center = _ego_centers(pose, vehicle)
     scores = np.ones((num_k, len(RULES)))
     stage("boxes")
 
-    corner_ok = world.drivable.contains(corners[0], corners[1])  # (K, T+1, 4)
-    non_drivable = ~corner_ok.all(-1)
+    # Corners are only needed where the box is not surely inside (the raster's core around the centre).
+    non_drivable = np.zeros((num_k, num_t), bool)
+    ks, ts = np.nonzero(~world.drivable.in_core(center[..., 0], center[..., 1]))
+    corner_x, corner_y = _ego_corners_xy(center[ks, ts], vehicle)
+    non_drivable[ks, ts] = ~world.drivable.contains(corner_x, corner_y).all(-1)
     scores[:, DAC] = (~non_drivable.any(1)).astype(np.float64)
     stage("drivable_area")
     oncoming = ~world.on_route.contains(center[..., 0], center[..., 1])
     scores[:, DDC] = _driving_direction(center, oncoming, world.dt, params)
-    scores[:, TLC] = _traffic_light(world, center, corners)
+    scores[:, TLC] = _traffic_light(world, center, vehicle)
     stage("direction_and_lights")
 
-    nc, ttc, coll_time, ttc_time = _collisions_and_ttc(world, ro, pose, center, corners, non_drivable, vehicle,
-                                                       params, stage=stage)
+    nc, ttc, coll_time, ttc_time = _collisions_and_ttc(world, ro, pose, center, non_drivable, vehicle, params,
+                                                       stage=stage)
     scores[:, NC], scores[:, TTC] = nc, ttc
 
     along = project_on_centerline(world, center[:, [0, -1], :2]).reshape(num_k, 2)
