@@ -332,3 +332,67 @@ def test_bad_inputs(junction: MapAPI) -> None:
         build_scoring_world(junction, ROUTE, _ego(), _tracks([]), {}, TIMES, forecast="magic")
     with pytest.raises(KeyError):
         score_trajectories(_straight(1.0), world).column("speed")
+
+
+def test_sideways_ttc_counts_only_when_the_ego_is_exposed(junction: MapAPI) -> None:
+    # Half a second of horizon: a car beside the ego (bearing ~55 deg) drifts toward it at 1 m/s with a 0.7 m
+    # gap, so the boxes never touch within the horizon but the 0.9 s projection does. Such a sideways hit
+    # counts only while the ego straddles lanes, is off the drivable area or has its rear axle in an intersection.
+    times = DT * np.arange(6)
+
+    def ttc(x0: float, y0: float, car_y: float) -> float:
+        car = (Category.VEHICLE, (x0 + 2.0, car_y, 0.0), (4.5, 2.0), (5.0, -1.0))
+        ego = _ego(x=x0, y=y0, v=5.0)
+        world = build_scoring_world(junction, ROUTE, ego, _tracks([car]), {}, times)
+        x = np.tile(x0 + 5.0 * times, (1, 1))
+        s = score_trajectories(_rollout(x, np.full_like(x, y0)), world)
+        assert s.column("no_at_fault_collision")[0] == 1.0
+        return float(s.column("time_to_collision")[0])
+
+    assert ttc(10.0, -1.75, 1.1) == 1.0  # in its lane: not exposed
+    assert ttc(10.0, -0.3, 2.55) == 0.0  # on the lane divide: in two lanes
+    assert ttc(52.0, -1.75, 1.1) == 0.0  # rear axle in the intersection
+
+
+def test_obb_overlap_matches_the_polygon_test() -> None:
+    from sim.geometry import box_corners, boxes_overlap
+    from sim.metrics.pdm_score import obb_overlap
+
+    rng = np.random.default_rng(7)
+    m = 20000
+    a = np.column_stack([rng.uniform(-4, 4, (m, 2)), rng.uniform(-np.pi, np.pi, m)])
+    b = np.column_stack([rng.uniform(-4, 4, (m, 2)), rng.uniform(-np.pi, np.pi, m)])
+    la, wa = rng.uniform(0.0, 3.0, m), rng.uniform(0.2, 1.5, m)  # half sizes; la = 0 is a segment
+    la[:1000] = 0.0
+    lb, wb = rng.uniform(0.2, 3.0, m), rng.uniform(0.2, 1.5, m)
+    got = obb_overlap(a, (la, wa), b, (lb, wb))
+    want = boxes_overlap(box_corners(a, 2 * la, 2 * wa), box_corners(b, 2 * lb, 2 * wb))
+    assert 0.15 < got.mean() < 0.85
+    assert np.array_equal(got, want)
+
+
+def test_raster_core_is_sound(junction: MapAPI) -> None:
+    geometry, edges = drivable_surface(junction)
+    raster = area_raster(geometry, np.zeros(2), np.array([50.0, 0.0]), 60.0, 0.2, edges, core_margin=1.0)
+    rng = np.random.default_rng(2)
+    pts = rng.uniform([-5, -6], [115, 6], (20000, 2))
+    core = raster.in_core(pts[:, 0], pts[:, 1])
+    assert core.any() and not core.all()
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    ring = pts[core][:, None, :] + 1.0 * np.stack([np.cos(angles), np.sin(angles)], -1)[None]
+    assert shapely.intersects_xy(geometry, ring[..., 0], ring[..., 1]).all()
+
+
+def test_invalid_forecast_samples_are_not_obstacles(junction: MapAPI) -> None:
+    car = (Category.VEHICLE, (30.0, -1.75, 0.0), (4.5, 2.0), (0.0, 0.0))
+    now = _tracks([car])
+    steps = T + 10
+    valid = np.zeros((1, steps), bool)
+    valid[0, :5] = True  # the car is seen for 0.5 s only (it leaves the forecast)
+    future = Tracks(now.token, now.category, now.size, np.repeat(now.pose, steps, axis=1),
+                    np.repeat(now.velocity, steps, axis=1), valid)
+    world = build_scoring_world(junction, ROUTE, _ego(), future, {}, TIMES, forecast="given")
+    s = score_trajectories(_straight(10.0), world)
+    assert s.column("no_at_fault_collision")[0] == 1.0
+    empty = score_trajectories(_straight(10.0), _world(junction, []))
+    assert list(empty.scores[0, [0, 4]]) == [1.0, 1.0]
