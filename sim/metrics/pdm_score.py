@@ -41,11 +41,17 @@ Aggregate (``PDMScores.pdm_score``): NC x DAC x DDC x TLC x (5 TTC + 5 EP + 2 C)
 (NC x DAC x (5 TTC + 5 EP + 2 C) / 12, EP re-normalised with the NC x DAC multiplier) is
 :func:`navsim_v1_pdms`.
 
-Everything is vectorized over trajectories x time x objects: a sweep-and-prune broad phase on box centres
-produces candidate (trajectory, state, object) triples, and the exact separating-axis test
-(:func:`obb_overlap`, the closed form of :func:`sim.geometry.boxes_overlap`) runs on candidates only.
-Area look-ups go through boolean rasters (0.2 m) whose cells touched by a boundary fall back to exact shapely
-tests, so results are exact.
+Everything is vectorized over trajectories x time x objects (no Python loop over trajectories or hits):
+- collisions and TTC share one pass: a sweep-and-prune broad phase on box centres (per state and TTC offset)
+  produces candidate (trajectory, state, object) triples, and the exact separating-axis test
+  (:func:`obb_overlap`, the closed form of :func:`sim.geometry.boxes_overlap`) runs on candidates only. The
+  horizon is walked in chunks of 10 states so that trajectories whose TTC / NC outcome is settled drop out;
+- area look-ups go through boolean rasters (0.2 m, limited to the area's bounding box around the ego) whose
+  cells touched by a boundary fall back to exact shapely tests, so results are exact; box corners are only
+  computed where the box centre is not in the drivable raster's core (cells whose whole neighbourhood within
+  the box's half-diagonal is surely drivable);
+- lane membership ("in multiple lanes") and the intersection test are exact shapely queries, made only for
+  the few states a collision classification or a sideways TTC hit needs.
 Internally all coordinates are relative to the current rear-axle position (``ScoringWorld.origin``).
 """
 
@@ -411,8 +417,8 @@ class ScoringWorld:
       ``obj_size`` ``(N, 2)`` length, width (m), ``obj_radius`` ``(N,)`` half-diagonal (m)
     - ``obj_pose`` ``(N, S, 3)`` box centres, ``obj_speed`` ``(N, S)`` m/s, ``obj_valid`` ``(N, S)``,
       ``obj_corners`` ``(N, S, 4, 2)``
-    - ``drivable`` / ``on_route`` / ``intersection``: :class:`AreaRaster` of the drivable surface / on-route
-      lanes / the map's intersections
+    - ``drivable`` / ``on_route``: :class:`AreaRaster` of the drivable surface (with a core of the ego's
+      half-diagonal) / the on-route lanes; ``intersection``: the map's intersections (exact look-ups only)
     - ``red_light`` / ``red_light_near``: rasters of the red-light connectors of the route and of the same
       grown by the ego's half-diagonal (``red_light_geometry`` global, prepared; None if no red light)
     - ``centerline`` shapely LineString (local frame) for progress, densified as ``centerline_xy`` /
