@@ -54,9 +54,10 @@ def _family(name: str, tag: str, corner: bool, check: Callable, description: str
     return deco
 
 
-def _tag(world: World, track: int = -1) -> None:
+def _tag(world: World, track: int = -1, delay: float = 0.0) -> None:
+    """Tag the current time (plus ``delay``: 0.1 to tag the sample the coming step records)."""
     if "tag" not in world.events:
-        world.events["tag"] = world.t
+        world.events["tag"] = round(world.t + delay, 6)
         world.tag_agent = track
 
 
@@ -435,3 +436,276 @@ def corner_families() -> list[str]:
 
 __all__ = ["FAMILIES", "Family", "corner_families", "nominal_families", "remove_vehicles_on", "road",
            "spawn_clear"]
+
+
+# ------------------------------------------------------------------------------------------ turns
+def _check_turn(sign: float) -> Callable[[LogRecording, MapLayers], str | None]:
+    def check(rec: LogRecording, layers: MapLayers) -> str | None:
+        f = _tag_frame(rec)
+        end = min(f + 300, rec.num_frames - 1)
+        dh = float(np.unwrap(rec.ego.pose[f:end + 1, 2])[-1] - rec.ego.pose[f, 2])
+        return None if sign * dh > np.deg2rad(50) else f"ego heading changed by {np.rad2deg(dh):.0f} deg"
+    return check
+
+
+def _turn_setup(turn: str) -> Callable[[World, np.random.Generator, ScenePlan], Director]:
+    def setup(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director:
+        segs = _ego_start_west(world, rng, 0 if turn == "left" else 1, (turn,))
+        conn = next(i for i in segs if world.town.segments[i].turn == turn)
+        populate(world, rng, density=float(rng.uniform(0.6, 1.2)), keep_clear=((segs[0], -1e9, 1e9),))
+
+        def director(w: World) -> None:
+            if "tag" not in w.events and w.ego.seg() == conn:
+                _tag(w)
+        return director
+    return setup
+
+
+_family("left_turn", "starting_left_turn", False, _check_turn(1.0),
+        "Ego turns left at a signalised intersection (permissive green: it yields to oncoming traffic).")(
+    _turn_setup("left"))
+_family("right_turn", "starting_right_turn", False, _check_turn(-1.0),
+        "Ego turns right at a signalised intersection.")(_turn_setup("right"))
+
+
+# ------------------------------------------------------------------------------------------ more corner cases
+def _check_occluded_ped(rec: LogRecording, layers: MapLayers) -> str | None:
+    f, j = _tag_frame(rec), _tag_track(rec)
+    if j < 0 or rec.tracks.category[j] != Category.PEDESTRIAN:
+        return "no pedestrian tagged"
+    if rec.tracks.valid[j, : max(f - 4, 0)].any():
+        return "pedestrian observed long before it stepped out"
+    loc = _agent_in_ego_frame(rec, j, f, f)
+    if not (0.0 < loc[f, 0] < 70.0 and loc[f, 1] < -1.0):
+        return f"pedestrian not ahead on the right at the tag: {loc[f, :2].round(1)}"
+    later = rec.tracks.valid[j] & (loc[:, 1] > 1.0)
+    return None if later[f:].any() else "pedestrian never crossed the ego path"
+
+
+@_family("occluded_pedestrian", "corner_occluded_pedestrian_crossing", True, _check_occluded_ped,
+         "A pedestrian steps out between parked vehicles (hidden until then) and crosses in front of the ego.")
+def _occluded_pedestrian(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director:
+    town = world.town
+    west = road(town, "arterial-west")
+    k = int(rng.choice([0, 1], p=[0.3, 0.7]))
+    segs = _ego_start_west(world, rng, k, s=float(rng.uniform(0.0, 10.0)))
+    lane = town.segments[segs[0]]
+    v_lim = lane.speed_limit
+    t_rel = float(rng.uniform(4.3, 5.3))
+    s_x = float(np.clip(v_lim * (plan.before_tag + 0.8) + 0.9 * v_lim * t_rel, 300.0, lane.length - 45.0))
+    ref = west.ref_trim
+    from sim.synth.curves import arc_length as _arc
+    ra = _arc(ref)
+    p = np.array([np.interp(s_x, ra, ref[:, 0]), np.interp(s_x, ra, ref[:, 1])])
+    h = float(np.interp(s_x, ra, np.unwrap(np.arctan2(np.gradient(ref[:, 1]), np.gradient(ref[:, 0])))))
+    nrm = np.array([-np.sin(h), np.cos(h)])
+    w = lane.width
+    from sim.synth.town import PARKING_WIDTH
+    gap_pt = p - (2 * w + PARKING_WIDTH / 2) * nrm
+    far_pt = p + (2 * w + 1.75) * nrm
+    # Parked cars along the strip, a van right before the gap the pedestrian steps out of.
+    spots = town.parking_spots
+    spot_s = (spots[:, :2] - p) @ np.array([np.cos(h), np.sin(h)])
+    for i in np.argsort(np.abs(spot_s)):
+        ds = spot_s[i]
+        if abs(ds) < 3.5:
+            continue
+        van = -9.0 < ds < -3.5
+        if van or (abs(ds) < 80.0 and rng.random() < 0.75) or rng.random() < 0.3:
+            size = [6.0, 2.1, 2.6] if van else [float(rng.uniform(4.3, 5.0)), 1.9, 1.6]
+            world.add_static(spots[i], size, Category.VEHICLE)
+    ped = world.add_ped(np.stack([gap_pt, far_pt]), float(rng.uniform(1.2, 1.7)), waits=[(0.0, -1)])
+    ped.hold, ped.hidden, ped.unobserved_while_hidden = True, True, True
+    populate(world, rng, density=float(rng.uniform(0.5, 1.0)), keep_clear=((segs[0], -1e9, 1e9),))
+    state = {"released": None}
+
+    def director(w: World) -> None:
+        ego = w.ego
+        if state["released"] is None:
+            loc = to_local(np.array([*gap_pt, 0.0]), ego.center_pose())
+            eta = (loc[0] - ego.length / 2) / max(ego.v, 0.1)
+            if eta < t_rel and w.t > plan.before_tag - 1.0 and loc[0] > 0:
+                state["released"] = w.t
+                ped.hold = False
+        elif ped.hidden and w.t >= state["released"] + 1.0:
+            ped.hidden = False
+            _tag(w, ped.track, delay=0.1)
+    return director
+
+
+def _check_unprotected_left(rec: LogRecording, layers: MapLayers) -> str | None:
+    why = _check_turn(1.0)(rec, layers)
+    if why:
+        return why
+    f = _tag_frame(rec)
+    h0 = rec.ego.pose[f, 2]
+    win = slice(max(f - 40, 0), min(f + 240, rec.num_frames))
+    tr = rec.tracks
+    opp = np.abs(np.angle(np.exp(1j * (tr.pose[:, win, 2] - h0 - np.pi)))) < 0.5
+    near = np.hypot(tr.pose[:, win, 0] - rec.ego.pose[win, 0][None], tr.pose[:, win, 1] - rec.ego.pose[win, 1][None])
+    moving = np.hypot(tr.velocity[:, win, 0], tr.velocity[:, win, 1]) > 3.0
+    hit = tr.valid[:, win] & opp & (np.nan_to_num(near, nan=1e9) < 30.0) & moving
+    return None if hit.any() else "no oncoming traffic met during the turn"
+
+
+def _ensure_green(w: World, node: int, phase: int, until: float) -> None:
+    cur, stage = w.signals.phase_of(node)
+    if cur == phase and stage == "green":
+        w.signals.hold(node, until)
+    elif cur != phase and stage == "green":
+        w.signals.force_yellow(node)
+
+
+@_family("unprotected_left", "corner_unprotected_left_turn", True, _check_unprotected_left,
+         "Ego turns left on a permissive green across a stream of oncoming vehicles and must find a gap.")
+def _unprotected_left(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director:
+    town = world.town
+    segs = _ego_start_west(world, rng, 0, ("left",))
+    conn = next(i for i in segs if town.segments[i].turn == "left")
+    node = town.segments[conn].node
+    oncoming = lanes(town, "arterial-curve", False)
+    populate(world, rng, density=float(rng.uniform(0.5, 0.9)),
+             keep_clear=((segs[0], -1e9, 1e9),) + tuple((lane, -1e9, 1e9) for lane in oncoming))
+    n = int(rng.integers(3, 6))
+    headways = rng.uniform(2.0, 3.2, size=n)
+    lanes_of = rng.integers(0, len(oncoming), size=n)
+    state = {"spawned": False, "first": -1}
+
+    def director(w: World) -> None:
+        ego = w.ego
+        d = arc_to_seg(ego, conn) - ego.length / 2
+        eta = d / max(ego.v, 1.0)
+        if np.isfinite(d) and eta < 14.0 and d > 0:
+            _ensure_green(w, node, town.segments[conn].phase, w.t + 30.0)
+        if not state["spawned"] and np.isfinite(d) and eta < 9.0 and w.t > plan.before_tag - 12.0:
+            state["spawned"] = True
+            t_arr = eta - 1.0
+            for m in range(n):
+                lane = oncoming[int(lanes_of[m])]
+                seg = town.segments[lane]
+                v_o = seg.speed_limit * 0.9
+                s = seg.length - v_o * t_arr
+                t_arr += float(headways[m])
+                if s < 5.0 or not spawn_clear(w, lane, s, 12.0):
+                    continue
+                params = agent_params(rng)
+                params.speed_factor = 0.95
+                veh = w.add_vehicle(lane_path(town, lane), s, v_o, params)
+                if state["first"] < 0:
+                    state["first"] = veh.track
+        if state["spawned"] and "tag" not in w.events and d < 12.0:
+            _tag(w, state["first"])
+    return director
+
+
+def _check_runner(rec: LogRecording, layers: MapLayers) -> str | None:
+    f, j = _tag_frame(rec), _tag_track(rec)
+    if j < 0:
+        return "no runner tagged"
+    dh = np.angle(np.exp(1j * (rec.tracks.pose[j, f, 2] - rec.ego.pose[f, 2])))
+    if abs(np.cos(dh)) > 0.5:
+        return "runner not crossing the ego's direction"
+    loc = _agent_in_ego_frame(rec, j, f, f)
+    seen = rec.tracks.valid[j, f:f + 100] & (np.abs(loc[f:f + 100, 1]) < 2.0) & (loc[f:f + 100, 0] > 0)
+    if not seen.any():
+        return "runner never crossed the ego's path ahead"
+    red = (rec.traffic_lights.status[f] == TrafficLightStatus.RED).any()
+    return None if red else "no red light when the runner entered"
+
+
+@_family("red_light_runner", "corner_red_light_runner", True, _check_runner,
+         "Ego crosses on green; a cross-street vehicle runs its red light across the ego's path.")
+def _red_light_runner(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director:
+    town = world.town
+    segs = _ego_start_west(world, rng)
+    ego_conn = next(i for i in segs if town.segments[i].phase >= 0)
+    node = town.segments[ego_conn].node
+    sb = lanes(town, "north-1", False)
+    lane = sb[int(rng.integers(len(sb)))]
+    r_path = lane_path(town, lane)
+    r_conn = r_path[1]
+    hit = [c for c in town.conflicts.get(ego_conn, []) if c[0] == r_conn]
+    s_self, s_other = (hit[0][1], hit[0][2]) if hit else (15.0, 12.0)
+    populate(world, rng, density=float(rng.uniform(0.5, 0.9)),
+             keep_clear=((segs[0], -1e9, 1e9),) + tuple((x, -1e9, 1e9) for x in sb), no_inflow=tuple(sb))
+    v_r = float(rng.uniform(11.0, 14.0))
+    delta = float(rng.uniform(1.0, 2.0))
+    t_spawn = float(rng.uniform(5.5, 7.0))
+    state = {"runner": None}
+
+    def director(w: World) -> None:
+        ego = w.ego
+        d = arc_to_seg(ego, ego_conn)
+        if np.isfinite(d) and d > 0 and d / max(ego.v, 1.0) < 14.0:
+            _ensure_green(w, node, town.segments[ego_conn].phase, w.t + 25.0)
+        eta = (d + s_self) / max(ego.v, 1.0) if np.isfinite(d) else np.inf
+        if state["runner"] is None and eta < t_spawn and w.t > plan.before_tag - 6.0:
+            seg = town.segments[lane]
+            s = seg.length + s_other - v_r * (eta - delta)
+            if s < 0:
+                return
+            params = DriverParams(speed_factor=1.3, a_max=2.0, b_max=6.0, jerk=6.0, ignore_lights=True,
+                                  ignore_others=True)
+            runner = w.add_vehicle(r_path, s, v_r, params)
+            runner.v_target = v_r
+            state["runner"] = runner
+        runner = state["runner"]
+        if runner is not None and "tag" not in w.events and runner.active and runner.seg() == r_conn:
+            _tag(w, runner.track)
+    return director
+
+
+def _check_merge(rec: LogRecording, layers: MapLayers) -> str | None:
+    f = _tag_frame(rec)
+    win = slice(f, min(f + 160, rec.num_frames))
+    tr = rec.tracks
+    same = np.abs(np.angle(np.exp(1j * (tr.pose[:, win, 2] - rec.ego.pose[win, 2][None])))) < 0.5
+    near = np.hypot(tr.pose[:, win, 0] - rec.ego.pose[win, 0][None], tr.pose[:, win, 1] - rec.ego.pose[win, 1][None])
+    moving = np.hypot(tr.velocity[:, win, 0], tr.velocity[:, win, 1]) > 1.0
+    around = tr.valid[:, win] & same & (np.nan_to_num(near, nan=1e9) < 40.0) & moving
+    n = int((around & (tr.category == Category.VEHICLE)[:, None]).sum(0).max())
+    return None if n >= 3 else f"only {n} vehicles around the ego during the merge"
+
+
+@_family("dense_merge", "corner_dense_merge", True, _check_merge,
+         "Ego on the on-ramp merges into a dense platoon in the rightmost lane.")
+def _dense_merge(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director:
+    town = world.town
+    ramp = lanes(town, "on-ramp", True)[0]
+    segs = lane_path(town, ramp)
+    place_ego(world, segs, float(rng.uniform(0.0, 10.0)), town.segments[ramp].speed_limit * 0.8)
+    conn = segs[1]
+    main = lanes(town, "arterial-mid", True)
+    merge_s = min((c[1] for c in town.conflicts.get(conn, [])), default=20.0)
+    populate(world, rng, density=float(rng.uniform(0.5, 0.9)), keep_clear=tuple((x, -1e9, 1e9) for x in main))
+    v_p = float(rng.uniform(7.5, 10.5))
+    gaps = rng.uniform(7.0, 13.0, size=12)
+    state = {"spawned": False, "first": -1}
+
+    def director(w: World) -> None:
+        ego = w.ego
+        d = arc_to_seg(ego, conn)
+        if not state["spawned"] and np.isfinite(d) and d / max(ego.v, 1.0) < 7.0:
+            state["spawned"] = True
+            # Place the platoon so that its middle reaches the merge point when the ego does.
+            eta = (d + merge_s) / max(ego.v, 1.0)
+            for li, lane in enumerate(main):
+                seg = town.segments[lane]
+                dist = v_p * eta + 60.0
+                for m in range(12):
+                    length = float(rng.uniform(4.3, 5.2))
+                    s = seg.length + merge_s - dist
+                    dist -= length + float(gaps[m]) * (1.0 if li == len(main) - 1 else 2.0)
+                    if s > seg.length - 3.0:
+                        break
+                    if s > 5.0 and spawn_clear(w, lane, s, 8.0):
+                        params = agent_params(rng)
+                        params.headway = 0.9
+                        veh = w.add_vehicle(lane_path(town, lane), s, v_p, params,
+                                            size=np.array([length, 1.9, 1.6]))
+                        veh.v_target = v_p
+                        if state["first"] < 0 and li == len(main) - 1:
+                            state["first"] = veh.track
+        if state["spawned"] and "tag" not in w.events and w.ego.seg() == conn:
+            _tag(w, state["first"])
+    return director

@@ -48,7 +48,7 @@ def generate_log(family: str, seed: int, town: Town, layers: MapLayers, log_name
         world.director = fam.setup(world, rng, plan)
         world.record_initial()
 
-        def done(w: World) -> bool:
+        def done(w: World, plan: ScenePlan = plan) -> bool:
             tag = w.events.get("tag")
             return tag is not None and (tag < plan.before_tag - 1e-6 or w.t >= tag + plan.after_tag + 0.2)
 

@@ -234,7 +234,7 @@ def build_town(seed: int) -> Town:
     v_art = float(rng.choice([13.41, 15.65]))
     v_side = float(rng.choice([11.18, 13.41]))
     # Arms are long enough for ~20 s of driving before the ego reaches an intersection.
-    l_w, l_12, l_23 = rng.uniform(400, 450), rng.uniform(170, 220), rng.uniform(150, 190)
+    l_w, l_12, l_23 = rng.uniform(480, 540), rng.uniform(170, 220), rng.uniform(150, 190)
     l_m, l_e = rng.uniform(45, 60), rng.uniform(320, 380)
     l_n1, l_s1, l_n2 = rng.uniform(330, 370), rng.uniform(330, 370), rng.uniform(260, 300)
     bend = rng.uniform(8, 18)
@@ -495,6 +495,9 @@ def build_town(seed: int) -> Town:
             poly = shapely.Polygon(np.concatenate([offset(ref_x, side * d0), offset(ref_x, side * d1)[::-1]]))
             sidewalks.append(poly)
             sidewalk_paths.append(offset(ref_x, side * (d0 + d1) / 2))
+    # Walkers keep off the ramp (it crosses the arterial's southern kerb line near the merge).
+    ramp_poly = road_polys[-1]
+    sidewalk_paths = [p for p in sidewalk_paths if not shapely.LineString(p).intersects(ramp_poly)]
     walk_area = shapely.difference(shapely.union_all(sidewalks), road_area.buffer(0.05))
     walkways = [g for g in getattr(walk_area, "geoms", [walk_area]) if g.area > 1.0]
     walkways = [shapely.simplify(g, 0.05) for g in walkways]

@@ -218,6 +218,7 @@ class Pedestrian:
     hold: bool = False  # held by the director at its next director wait
     hidden: bool = False  # drivers do not see it (occluded)
     limit_s: float = np.inf  # it will not walk past this arc for now (waiting point ahead)
+    unobserved_while_hidden: bool = False  # also absent from the log (perception) while hidden
     active: bool = True
     track: int = -1
     size: F64 = field(default_factory=lambda: np.array([0.6, 0.6, 1.75]))
@@ -612,14 +613,19 @@ class World:
                 continue  # one of us is past the conflict point
             oseg = town.segments[c2]
             if kind == 1:  # converging paths: zipper, the lower-priority path yields
-                lead = dist_j < dist_i - (2.0 if me.priority >= oseg.priority else
-                                          -(half + other.length / 2 + max(4.0, other.v)))
-                if not lead:
-                    continue
-                if dist_j < dist_i:
+                main = me.priority >= oseg.priority
+                if dist_j < dist_i:  # it is ahead of us at the converging point: follow it
+                    if main and dist_i - dist_j < 2.0:
+                        continue  # side by side with a merging vehicle: it yields to us
                     gap = dist_i - dist_j - half - other.length / 2
                     tgt = Target(gap, self._speed_along(other, veh), who=vid)
-                else:  # not clearly ahead of it: wait before the converging point
+                else:  # it is behind us: a merging vehicle waits unless the gap is large enough
+                    if main:
+                        continue
+                    spacing = dist_j - dist_i - half - other.length / 2
+                    need = 4.0 + other.v * 1.0 + max(0.0, other.v - veh.v) * 1.0
+                    if spacing >= need or other.v < 0.5:
+                        continue  # enough room, or it stands still to let us in
                     tgt = Target(dist_i - half - 3.0, 0.0, stop=True, who=vid)
             else:
                 in_zone = abs(dist_j) < clear
@@ -855,7 +861,8 @@ class World:
             vs.append((np.array([x, y, h]), veh.v, veh.a, kap, veh.seg(), veh.center_pose().copy()))
         ps = []
         for ped in self.peds:
-            ps.append((ped.pos(), ped.heading(), ped.speed if ped.moving else 0.0) if ped.active else None)
+            seen = ped.active and not (ped.hidden and ped.unobserved_while_hidden)
+            ps.append((ped.pos(), ped.heading(), ped.speed if ped.moving else 0.0) if seen else None)
         lights = np.array([self.signals.status(int(c)) for c in self.signals.connectors], np.int8)
         self.history.append({"t": self.t, "veh": vs, "ped": ps, "lights": lights})
 
