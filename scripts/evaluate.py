@@ -225,7 +225,7 @@ def _print_table(summary) -> None:
     t.add_column("family", justify="left")
     t.add_column("n", justify="right")
     for mode, planner in table.columns:
-        t.add_column(f"{mode}\n{planner}", justify="right")
+        t.add_column(f"{mode}\n{planner}", justify="right", min_width=max(6, len(str(planner))))
     for family, row in table.iterrows():
         cells = []
         for mode, planner in table.columns:
@@ -237,7 +237,8 @@ def _print_table(summary) -> None:
         t.add_row(str(family), "-" if count != count else str(int(count)), *cells,
                   style="bold" if family == ALL else None,
                   end_section=len(table) > 1 and family == table.index[-2])
-    Console(width=max(100, 36 + 11 * len(table.columns))).print(t)
+    width = 16 + max(len(str(f)) for f in table.index) + sum(3 + max(6, len(str(p))) for _, p in table.columns)
+    Console(width=max(100, width)).print(t)
 
 
 def _animations(cfg: DictConfig, scenarios, runs: list, refs: list, worker: dict) -> list:

@@ -74,8 +74,6 @@ def _is_nan(value: object) -> bool:
 def _fmt(value: object, digits: int = 3) -> str:
     if _is_nan(value):
         return "–"
-    if isinstance(value, (int,)) and not isinstance(value, bool):
-        return str(value)
     try:
         return f"{float(value):.{digits}f}"
     except (TypeError, ValueError):
@@ -133,10 +131,13 @@ def _family_section(summary: pd.DataFrame) -> str:
     modes = list(dict.fromkeys(m for m, _ in table.columns))
     top = "".join(f'<th colspan="{sum(1 for mm, _ in table.columns if mm == m)}">{_e(m)}</th>' for m in modes)
     sub = "".join(f"<th>{_e(p)}</th>" for _, p in table.columns)
+    types = summary.drop_duplicates("family").set_index("family")["scenario_type"]
     body = []
     for family, row in table.iterrows():
         n = counts.loc[family].dropna()
         label = f"{_e(family)} <small>n={int(n.max())}</small>" if len(n) else _e(family)
+        if family in types.index and types[family] not in (family, ALL):
+            label += f'<br><small title="scenario type">{_e(types[family])}</small>'
         cells = []
         for m in modes:
             part = row[m]

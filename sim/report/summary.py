@@ -154,7 +154,8 @@ def family_table(summary: pd.DataFrame, value: str = "score") -> pd.DataFrame:
     wide = summary.pivot_table(index="family", columns=["mode", "planner"], values=value, aggfunc="first",
                                sort=False, dropna=False)
     families = sorted(f for f in wide.index if f != ALL) + ([ALL] if ALL in wide.index else [])
-    cols = [(m, p) for m in modes for p in planners if (m, p) in wide.columns]
+    present = set(zip(summary["mode"], summary["planner"], strict=True))
+    cols = [(m, p) for m in modes for p in planners if (m, p) in present]
     return wide.reindex(index=families, columns=pd.MultiIndex.from_tuples(cols, names=["mode", "planner"]))
 
 
