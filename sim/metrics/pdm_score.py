@@ -955,16 +955,15 @@ def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: 
     offsets_s = np.asarray(params.ttc_offsets_s, np.float64)
     if offsets_s[0] != 0.0:
         raise ValueError("ScoringParameters.ttc_offsets_s must start with 0.0 (the collision check itself)")
+    cos_h, sin_h = np.cos(center[..., 2]), np.sin(center[..., 2])
     ctx = _CollisionContext(
-        world=world, pose=pose, center=center, vehicle=vehicle, speed=ro.velocity,
-        cos_h=np.cos(center[..., 2]), sin_h=np.sin(center[..., 2]),
+        world=world, pose=pose, center=center, vehicle=vehicle, speed=ro.velocity, cos_h=cos_h, sin_h=sin_h,
         obj_cos=np.cos(world.obj_pose[..., 2]), obj_sin=np.sin(world.obj_pose[..., 2]),
         ego_half=(0.5 * vehicle.length, 0.5 * vehicle.width),
         obj_half=(0.5 * world.obj_size[:, 0], 0.5 * world.obj_size[:, 1]),
         radius=world.obj_radius + 0.5 * float(np.hypot(vehicle.length, vehicle.width)),
         offsets_s=offsets_s, off_steps=np.rint(offsets_s / world.dt).astype(np.int64),
-        time_major=np.stack([center[..., 0].T, center[..., 1].T, np.cos(center[..., 2]).T,
-                             np.sin(center[..., 2]).T, ro.velocity.T]))
+        time_major=np.stack([center[..., 0].T, center[..., 1].T, cos_h.T, sin_h.T, ro.velocity.T]))
     stage = stage or _Stopwatch(None)
     never = np.iinfo(np.int64).max
     first = np.full((num_k, num_n), never)  # state of each object's first contact per trajectory
@@ -1108,8 +1107,13 @@ def comfort_scores(ro: EgoRollout, dt: float, vehicle: VehicleParameters = PACIF
     signals[:num_k] = ax + d * w * w
     signals[:num_k, 1:] += d * np.diff(w, axis=1) / dt  # angular acceleration, 0 at the first sample
     np.hypot(ax, ay, out=signals[num_k:2 * num_k])
-    signals[2 * num_k:] = ay
-    accel = np.round(signals @ op(8, 2, 0), 8)
+    rows = 3 * num_k
+    if ay.any():
+        signals[2 * num_k:] = ay
+    else:  # bicycle rollouts have no lateral acceleration: its filtered series is 0
+        rows = 2 * num_k
+    accel = np.zeros((3 * num_k, num_t))
+    accel[:rows] = np.round(signals[:rows] @ op(8, 2, 0), 8)
     jerks = np.round(accel[:2 * num_k] @ op(15, 2, 1), 8)  # lon jerk, jerk of the magnitude
     h = ro.pose[..., 2]
     step = np.diff(h, axis=1)
@@ -1174,8 +1178,7 @@ def score_trajectories(
     if num_t != world.num_steps:
         raise DataError(None, f"ego rollouts have {num_t} states but the scoring world has {world.num_steps}",
                         "rollouts on the world's time grid (T+1 states)")
-    pose = ro.pose.copy()
-    pose[..., :2] -= world.origin
+    pose = ro.pose - np.array([world.origin[0], world.origin[1], 0.0])
     center = _ego_centers(pose, vehicle)
     scores = np.ones((num_k, len(RULES)))
     stage("boxes")
