@@ -94,3 +94,20 @@ def test_bad_candidate_shapes(junction: MapAPI) -> None:
         score(np.zeros((2, T)), ego, world)
     with pytest.raises(DataError, match="frame"):
         score(_candidates(), ego, world, frame="map")
+
+
+def test_navsim_sampling_is_interpolated_onto_the_grid(junction: MapAPI) -> None:
+    from experts.scorer import resample
+
+    ego = _ego()
+    world = build_scoring_world(junction, (100, 200, 300), ego, _parked_car(), {}, TIMES)
+    fine = _candidates()  # (3, 40, 3) at 0.1 s
+    coarse = fine[:, 4::5]  # NAVSIM-like: 8 poses at 0.5 s
+    up = resample(coarse, ego.pose[-1], 0.5, DT, T)
+    assert up.shape == fine.shape
+    assert np.allclose(up[:, 4::5], coarse)  # the samples themselves are kept
+    assert np.allclose(up[0, :, 0], fine[0, :, 0])  # linear motion is recovered exactly
+    assert np.abs(up - fine).max() < 0.3  # curves: close to the fine trajectory
+    a = score(coarse, ego, world, interval_s=0.5)
+    b = score(up, ego, world)
+    assert np.array_equal(a.scores, b.scores)
