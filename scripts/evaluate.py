@@ -245,7 +245,7 @@ def _animations(cfg: DictConfig, scenarios, runs: list, refs: list, worker: dict
     """GIFs of the best and the worst planner of each family (drawn in the workers)."""
     from sim.report.animation import GifJob, render_gif_job
     from sim.report.html import Animation
-    from sim.report.summary import pick_showcase
+    from sim.report.summary import pick_showcase, shortfalls
     from sim.runner.scoring import challenge_for
     from sim.runner.workers import map_jobs
 
@@ -263,7 +263,9 @@ def _animations(cfg: DictConfig, scenarios, runs: list, refs: list, worker: dict
             if planner is None or planner != planner:
                 continue
             key = (p.family, role)
-            wanted.append((key, Animation(p.family, p.mode, p.scenario, planner, role, float(score))))
+            details = shortfalls(scenarios, planner, p.mode, p.scenario)
+            wanted.append((key, Animation(p.family, p.mode, p.scenario, planner, role, float(score),
+                                          details=details)))
             jobs.append(GifJob(by_token[p.scenario], str(run_dir[(planner, p.mode)]), str(cfg.paths.maps_root),
                                str(Path(cfg.paths.cache_root) / "maps"), float(cfg.history_s), int(r.every),
                                float(r.fps), int(r.size_px), float(r.radius), key))

@@ -23,7 +23,8 @@ from sim.report.summary import ALL, METRIC_LABELS, challenge_metrics, failures, 
 @dataclass(frozen=True)
 class Animation:
     """One animated rollout shown in the report: ``planner``'s rollout of ``scenario`` (``role``: 'best' or
-    'worst' of the family), its ``score``, the GIF bytes (None: not available, ``note`` says why)."""
+    'worst' of the family), its ``score``, the GIF bytes (None: not available, ``note`` says why) and ``details``
+    (e.g. :func:`sim.report.summary.shortfalls`: the metrics that cost it its score)."""
 
     family: str
     mode: str
@@ -33,6 +34,7 @@ class Animation:
     score: float
     gif: bytes | None = None
     note: str = ""
+    details: str = ""
 
 
 _CSS = """
@@ -194,7 +196,8 @@ def _animation_section(animations: Sequence[Animation]) -> str:
     for family in dict.fromkeys(a.family for a in animations):
         figs = []
         for a in (a for a in animations if a.family == family):
-            caption = (f"<b>{_e(a.role)}</b>: {_e(a.planner)} ({_e(a.mode)}) — score {_fmt(a.score, 3)}<br>"
+            why = f"<br><small>{_e(a.details)}</small>" if a.details else ""
+            caption = (f"<b>{_e(a.role)}</b>: {_e(a.planner)} ({_e(a.mode)}) — score {_fmt(a.score, 3)}{why}<br>"
                        f"<small>scenario {_e(a.scenario)}</small>")
             if a.gif:
                 img = (f'<img class="anim" src="{data_uri(a.gif)}" width="400" height="400" '

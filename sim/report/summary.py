@@ -183,6 +183,24 @@ def failures(scenarios: pd.DataFrame) -> pd.DataFrame:
     return scenarios.loc[scenarios["status"] != "ok", cols].reset_index(drop=True)
 
 
+def shortfalls(scenarios: pd.DataFrame, planner: str, mode: str, scenario: str, digits: int = 2) -> str:
+    """What cost a scenario its score: its scoring metrics below 1 as ``'collisions 0, progress 0.71'``
+    (multipliers first), ``'failed: <reason>'`` for a failed run, ``''`` when every metric is 1 or it is absent."""
+    hit = scenarios[(scenarios["planner"] == planner) & (scenarios["mode"] == mode)
+                    & (scenarios["scenario"] == scenario)]
+    if hit.empty:
+        return ""
+    row = hit.iloc[0]
+    if row["status"] != "ok":
+        return f"failed: {row['error'] or row['status']}"
+    parts = []
+    for m in challenge_metrics(str(row["challenge"])):
+        v = row.get(m, np.nan)
+        if v == v and v < 1.0:
+            parts.append(f"{METRIC_LABELS.get(m, m)} {round(float(v), digits):g}")
+    return ", ".join(parts)
+
+
 def pick_showcase(scenarios: pd.DataFrame, mode: str | None = None, exclude: Sequence[str] = ()) -> pd.DataFrame:
     """For each family: the best and the worst planner (by family mean score in ``mode``) and the scenario
     that tells them apart most (largest score gap; then ok rollouts first; then token order).

@@ -175,7 +175,7 @@ def report_inputs(metrics: pd.DataFrame):
     sc = scenario_scores(metrics, FAMILIES)
     s = summarize(sc)
     gif = compact_gif(tiny_gif(), 4.0)
-    anims = [Animation("cut_in", "CLS-NR", "s2", "B", "best", 0.34375, gif),
+    anims = [Animation("cut_in", "CLS-NR", "s2", "B", "best", 0.34375, gif, details="direction 0.5, TTC 0"),
              Animation("cut_in", "CLS-NR", "s2", "A", "worst", 0.0, gif),
              Animation("corner_other", "CLS-NR", "s3", "B", "worst", 0.0, None, "no rollout stored (failed)")]
     meta = {"git sha": "abc123", "date (UTC)": "2026-01-01T00:00:00+00:00", "hardware": {"cpu_count": 2}}
@@ -197,7 +197,7 @@ def test_html_is_self_contained(metrics: pd.DataFrame):
     # text is escaped
     assert "planner &lt;boom&gt; &amp; crash" in page and "<boom>" not in page
     assert "&lt;tag&gt;" in page and "abc123" in page and "cpu_count=2" in page
-    assert "no rollout stored (failed)" in page
+    assert "no rollout stored (failed)" in page and "direction 0.5, TTC 0" in page
     assert "0.5729" in page  # A's CLS-NR score, 1.71875 / 3
     empty = render_html(s.iloc[0:0], sc.iloc[0:0])
     assert "No results" in empty and "No scenario failed" in empty
@@ -213,3 +213,14 @@ def test_report_in_chromium(metrics: pd.DataFrame, tmp_path: Path):
     for section in ('id="overall"', 'id="families"', 'id="failures"', 'id="run-metadata"'):
         assert section in dom
     assert dom.count("<table") >= 5 and "cut_in" in dom and "CLS-NR" in dom
+
+
+def test_shortfalls_name_what_cost_the_score(metrics: pd.DataFrame):
+    from sim.report.summary import shortfalls
+
+    sc = scenario_scores(metrics, FAMILIES)
+    assert shortfalls(sc, "A", "CLS-NR", "s1") == "progress 0.5, comfort 0"
+    assert shortfalls(sc, "B", "CLS-NR", "s2") == "direction 0.5, TTC 0"
+    assert shortfalls(sc, "A", "CLS-NR", "s3") == ""
+    assert shortfalls(sc, "B", "CLS-NR", "s3") == "failed: RuntimeError: planner <boom> & crash"
+    assert shortfalls(sc, "B", "CLS-R", "s1") == ""
