@@ -123,7 +123,7 @@ class AreaRaster:
     """Point-in-area look-up: a boolean grid plus exact fallback.
 
     ``inside`` ``(H, W)`` is the area at each cell centre; ``uncertain`` marks the cells an area boundary
-    passes through (grown by one cell), where (and outside the grid, within ``bounds``) :meth:`contains` asks
+    passes through, where (and outside the grid, within ``bounds``) :meth:`contains` asks
     shapely (``geometry``, global frame). Cell ``(r, c)`` spans ``origin + (c, r) * resolution`` .. ``+ resolution``
     (local frame).
     """
@@ -213,9 +213,9 @@ def _ring_edges(geometry: shapely.Geometry) -> F64:
 def rasterize_edges(edges: F64, origin: F64, resolution: float, shape: tuple[int, int]) -> tuple[B, B]:
     """Even-odd scanline fill of closed rings given as edges ``(E, 4)`` (local frame) on a grid.
 
-    Returns ``(inside, uncertain)`` ``(H, W)``: the area at each cell centre (exact) and the cells within one
-    cell of any edge (where a point may differ from its cell centre). Edges must include every edge crossing
-    the grid's rows (left and right of it too), so that the parity is right.
+    Returns ``(inside, uncertain)`` ``(H, W)``: the area at each cell centre (exact) and the cells an edge
+    passes through (the only cells where a point may differ from its cell centre). Edges must include every
+    edge crossing the grid's rows (left and right of it too), so that the parity is right.
     """
     h, w = shape
     inside = np.zeros(shape, bool)
@@ -244,29 +244,36 @@ def rasterize_edges(edges: F64, origin: F64, resolution: float, shape: tuple[int
         size = h * (w + 1)
         diff = np.bincount(enter, minlength=size) - np.bincount(leave, minlength=size)
         inside = np.cumsum(diff.reshape(h, w + 1)[:, :w], axis=1) > 0
-    # Cells an edge passes through: sample every edge at half a cell, then grow by one cell.
+    # Cells an edge passes through (exact supercover): the cells on both sides of every crossing of a grid
+    # line, plus the cells of the end points. Coordinates within ``eps`` of a grid line mark both neighbours.
     lo = origin - resolution
     hi = origin + np.array([w + 1, h + 1]) * resolution
     near = ((np.maximum(x0, x1) >= lo[0]) & (np.minimum(x0, x1) <= hi[0]) & (yhi >= lo[1]) & (ylo <= hi[1]))
-    ex = edges[near]
+    ex = (edges[near] - np.tile(origin, 2)) / resolution  # in cell units
     if len(ex):
-        length = np.hypot(ex[:, 2] - ex[:, 0], ex[:, 3] - ex[:, 1])
-        n = np.ceil(length / (0.5 * resolution)).astype(np.int64) + 1
-        e = np.repeat(np.arange(len(ex)), n)
-        frac = (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)) / np.maximum(n[e] - 1, 1)
-        px = ex[e, 0] + frac * (ex[e, 2] - ex[e, 0])
-        py = ex[e, 1] + frac * (ex[e, 3] - ex[e, 1])
-        c = np.floor((px - origin[0]) / resolution).astype(np.int64)
-        r = np.floor((py - origin[1]) / resolution).astype(np.int64)
+        eps = 1e-7
+        rows, cols = [], []
+        for a, b in ((0, 1), (1, 0)):  # crossings of lines x = const (a = 0), then y = const (a = 1)
+            p0, p1, q0, q1 = ex[:, a], ex[:, a + 2], ex[:, b], ex[:, b + 2]
+            first = np.ceil(np.minimum(p0, p1))
+            n = np.maximum(np.floor(np.maximum(p0, p1)) - first + 1, 0).astype(np.int64)
+            n[p0 == p1] = 0  # parallel to these lines: covered by the other family and the end points
+            e = np.repeat(np.arange(len(ex)), n)
+            line = first[e] + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+            q = q0[e] + (line - p0[e]) * (q1[e] - q0[e]) / (p1[e] - p0[e])
+            for side in (line - 1, line):
+                for qq in (q - eps, q + eps):
+                    cells = (side, np.floor(qq))
+                    cols.append(cells[a])
+                    rows.append(cells[b])
+        for c in (0, 2):  # end points
+            for d in (-eps, eps):
+                cols.append(np.floor(ex[:, c] + d))
+                rows.append(np.floor(ex[:, c + 1] + d))
+        c = np.concatenate(cols)
+        r = np.concatenate(rows)
         ok = (c >= 0) & (c < w) & (r >= 0) & (r < h)
-        touched = np.zeros(shape, bool)
-        touched[r[ok], c[ok]] = True
-        uncertain = touched.copy()
-        uncertain[1:] |= touched[:-1]
-        uncertain[:-1] |= touched[1:]
-        grown = uncertain.copy()
-        uncertain[:, 1:] |= grown[:, :-1]
-        uncertain[:, :-1] |= grown[:, 1:]
+        uncertain[r[ok].astype(np.int64), c[ok].astype(np.int64)] = True
     return inside, uncertain
 
 

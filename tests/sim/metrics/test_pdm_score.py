@@ -396,3 +396,21 @@ def test_invalid_forecast_samples_are_not_obstacles(junction: MapAPI) -> None:
     assert s.column("no_at_fault_collision")[0] == 1.0
     empty = score_trajectories(_straight(10.0), _world(junction, []))
     assert list(empty.scores[0, [0, 4]]) == [1.0, 1.0]
+
+
+def test_area_raster_is_exact_on_curved_and_rotated_shapes() -> None:
+    from shapely import affinity
+
+    frame = np.array([664123.4, 3996789.1])  # UTM-like: the raster works in a local frame
+    ring = shapely.Point(frame + [10.0, 5.0]).buffer(12.0).difference(shapely.Point(frame + [10.0, 5.0]).buffer(4.0))
+    bar = affinity.rotate(shapely.box(*(frame + [-30.0, -2.0]), *(frame + [25.0, 1.5])), 23.0)
+    geometry = shapely.union_all([ring, bar])
+    raster = area_raster(geometry, frame, np.zeros(2), 40.0, 0.2)
+    rng = np.random.default_rng(4)
+    boundary = shapely.get_coordinates(shapely.segmentize(geometry.boundary, 0.05))
+    near = boundary[rng.integers(len(boundary), size=30000)] + rng.normal(0.0, 0.05, (30000, 2))
+    pts = np.concatenate([near, boundary, frame + rng.uniform(-45.0, 45.0, (30000, 2))]) - frame
+    exact = shapely.intersects_xy(geometry, pts[:, 0] + frame[0], pts[:, 1] + frame[1])
+    assert 0.2 < exact.mean() < 0.8
+    assert np.array_equal(raster.contains(pts[:, 0], pts[:, 1]), exact)
+    assert raster.uncertain.mean() < 0.05  # only cells an edge passes through ask shapely
