@@ -1,9 +1,12 @@
 """Checks that a logged ego drove like a competent human: no collision, on the drivable area, no red light run,
-within nuPlan's comfort bounds. Used by the generator (to reject a bad draw) and by the tests (on files read
-back). Inputs are a :class:`LogRecording` and the map's :class:`MapLayers`.
+within nuPlan's comfort bounds. Used by the generator (to reject a bad draw) and by the tests (on scenarios read
+back from the files). Inputs are a :class:`LogView` (a whole recording at 20 Hz or a loaded scenario at 10 Hz)
+and the map's :class:`MapLayers`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -12,22 +15,57 @@ from scipy.signal import savgol_filter
 
 from sim.categories import TrafficLightStatus
 from sim.geometry import box_corners, boxes_overlap, rear_axle_to_center
-from sim.nuplan_db.recording import LogRecording
 from sim.nuplan_map.layers import MapLayers
+from sim.scenario import EgoStates, Scenario, Tracks, TrafficLights
 from sim.vehicle import PACIFICA
+
+
+@dataclass(frozen=True)
+class LogView:
+    """What the checks read: ego, tracks, lights over ``F`` samples ``dt`` s apart, the route, the tagged sample
+    index and the index of the tagged agent in ``tracks`` (-1 none)."""
+
+    ego: EgoStates
+    tracks: Tracks
+    lights: TrafficLights
+    route: tuple[int, ...]
+    tag: int
+    tag_agent: int
+    dt: float
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.ego.time_s)
+
+    def steps(self, seconds: float) -> int:
+        return int(round(seconds / self.dt))
+
+    @staticmethod
+    def from_recording(rec: LogView) -> LogView:
+        route = tuple(dict.fromkeys(int(r) for rbs in rec.scene_roadblock_ids for r in rbs))
+        return LogView(rec.ego, rec.tracks, rec.traffic_lights, route, int(rec.tag_frame[0]),
+                       int(rec.tag_agent[0]), 0.05)
+
+    @staticmethod
+    def from_scenario(scenario: Scenario, tag_agent_token: str | None = None) -> LogView:
+        """A scenario loaded around its tag (iteration 0 is 3 s before the tagged sample)."""
+        tokens = [str(t) for t in scenario.tracks.token]
+        agent = tokens.index(tag_agent_token) if tag_agent_token in tokens else -1
+        return LogView(scenario.ego, scenario.tracks, scenario.traffic_lights, tuple(scenario.route_roadblock_ids),
+                       scenario.index(30), agent, scenario.interval_s)
 
 #: nuPlan's ``ego_is_comfortable`` bounds (metric: (low, high)).
 COMFORT_BOUNDS = {"lon_acceleration": (-4.05, 2.40), "lat_acceleration": (-4.89, 4.89), "jerk": (-8.37, 8.37),
                   "lon_jerk": (-4.13, 4.13), "yaw_rate": (-0.95, 0.95), "yaw_acceleration": (-1.93, 1.93)}
 
 
-def ego_corners(rec: LogRecording) -> npt.NDArray[np.float64]:
+def ego_corners(rec: LogView) -> npt.NDArray[np.float64]:
     """``(F, 4, 2)`` corners of the ego box."""
     center = rear_axle_to_center(rec.ego.pose, PACIFICA.rear_axle_to_center)
     return box_corners(center, PACIFICA.length, PACIFICA.width)
 
 
-def ego_collisions(rec: LogRecording) -> list[tuple[int, int]]:
+def ego_collisions(rec: LogView) -> list[tuple[int, int]]:
     """``(frame, track index)`` of every overlap between the ego box and an observed object box."""
     ego = ego_corners(rec)  # (F, 4, 2)
     tr = rec.tracks
@@ -48,7 +86,7 @@ def drivable_area(layers: MapLayers) -> object:
     return shapely.union_all(parts)
 
 
-def off_drivable_frames(rec: LogRecording, layers: MapLayers, tolerance: float = 0.1) -> npt.NDArray[np.int64]:
+def off_drivable_frames(rec: LogView, layers: MapLayers, tolerance: float = 0.1) -> npt.NDArray[np.int64]:
     """Frames where some ego corner lies outside the drivable area (grown by ``tolerance`` m)."""
     area = drivable_area(layers).buffer(tolerance)
     shapely.prepare(area)
@@ -57,14 +95,14 @@ def off_drivable_frames(rec: LogRecording, layers: MapLayers, tolerance: float =
     return np.flatnonzero(~inside.all(-1))
 
 
-def red_light_entries(rec: LogRecording, layers: MapLayers) -> list[tuple[int, int]]:
+def red_light_entries(rec: LogView, layers: MapLayers) -> list[tuple[int, int]]:
     """``(frame, connector fid)`` where the ego's front bumper crossed into a traffic-light stop polygon of a
     connector on its route while that connector's light was red."""
     conns = layers.layers["lane_connectors"]
     stops = layers.layers["stop_polygons"]
     stop_geom = {int(f): g for f, g in zip(stops.fid, stops.geometry, strict=True)}
-    route = set(int(r) for rbs in rec.scene_roadblock_ids for r in rbs)
-    lights = rec.traffic_lights
+    route = set(rec.route)
+    lights = rec.lights
     col = {int(c): i for i, c in enumerate(lights.lane_connector_id)}
     pose = rec.ego.pose
     front = pose[:, :2] + PACIFICA.front_length * np.stack([np.cos(pose[:, 2]), np.sin(pose[:, 2])], -1)
@@ -85,10 +123,10 @@ def red_light_entries(rec: LogRecording, layers: MapLayers) -> list[tuple[int, i
     return out
 
 
-def comfort_signals(rec: LogRecording) -> dict[str, npt.NDArray[np.float64]]:
+def comfort_signals(rec: LogView) -> dict[str, npt.NDArray[np.float64]]:
     """nuPlan-style comfort signals at 10 Hz (every other 20 Hz frame), Savitzky-Golay filtered."""
     ego = rec.ego
-    sl = slice(0, None, 2)
+    sl = slice(0, None, max(1, rec.steps(0.1)))
     t = ego.time_s[sl]
     dt = float(np.mean(np.diff(t)))
     yaw_rate = ego.yaw_rate[sl]
@@ -111,7 +149,7 @@ def comfort_signals(rec: LogRecording) -> dict[str, npt.NDArray[np.float64]]:
     }
 
 
-def comfort_violations(rec: LogRecording) -> dict[str, float]:
+def comfort_violations(rec: LogView) -> dict[str, float]:
     """Metric -> worst value, for each comfort metric that leaves its bounds somewhere in the log."""
     out = {}
     for name, sig in comfort_signals(rec).items():
@@ -121,7 +159,7 @@ def comfort_violations(rec: LogRecording) -> dict[str, float]:
     return out
 
 
-def ego_problems(rec: LogRecording, layers: MapLayers) -> list[str]:
+def ego_problems(rec: LogView, layers: MapLayers) -> list[str]:
     """Every way the logged ego fails the competent-driver checks (empty: it passes)."""
     problems = []
     hits = ego_collisions(rec)

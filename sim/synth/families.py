@@ -15,8 +15,8 @@ import numpy as np
 
 from sim.categories import Category, TrafficLightStatus
 from sim.geometry import to_local
-from sim.nuplan_db.recording import LogRecording
 from sim.nuplan_map.layers import MapLayers
+from sim.synth.checks import LogView
 from sim.synth.record import ScenePlan
 from sim.synth.scene import (
     arc_to_seg,
@@ -40,7 +40,7 @@ class Family:
     tag: str
     corner: bool
     setup: Callable[[World, np.random.Generator, ScenePlan], Director]
-    check: Callable[[LogRecording, MapLayers], str | None]
+    check: Callable[[LogView, MapLayers], str | None]
     description: str = ""
 
 
@@ -78,15 +78,15 @@ def _ahead(world: World, pose: np.ndarray, dist: float, lateral: float = 1.6) ->
     return bool(0.0 < loc[0] < dist and abs(loc[1]) < lateral)
 
 
-def _tag_track(rec: LogRecording) -> int:
-    return int(rec.tag_agent[0]) if len(rec.tag_agent) else -1
+def _tag_track(rec: LogView) -> int:
+    return rec.tag_agent
 
 
-def _tag_frame(rec: LogRecording) -> int:
-    return int(rec.tag_frame[0])
+def _tag_frame(rec: LogView) -> int:
+    return rec.tag
 
 
-def _agent_in_ego_frame(rec: LogRecording, track: int, frame: int, ego_frame: int | None = None) -> np.ndarray:
+def _agent_in_ego_frame(rec: LogView, track: int, frame: int, ego_frame: int | None = None) -> np.ndarray:
     """``(F, 3)`` poses of ``track`` in the ego frame at ``ego_frame`` (default: each frame's own ego)."""
     p = rec.tracks.pose[track]
     if ego_frame is None:
@@ -95,7 +95,7 @@ def _agent_in_ego_frame(rec: LogRecording, track: int, frame: int, ego_frame: in
 
 
 # ------------------------------------------------------------------------------------------ nominal
-def _check_no_lead(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_no_lead(rec: LogView, layers: MapLayers) -> str | None:
     f = _tag_frame(rec)
     if rec.ego.speed[f] < 3.0:
         return f"ego speed {rec.ego.speed[f]:.1f} m/s at the tag"
@@ -126,7 +126,7 @@ def _lane_follow(world: World, rng: np.random.Generator, plan: ScenePlan) -> Dir
     return director
 
 
-def _check_lead(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_lead(rec: LogView, layers: MapLayers) -> str | None:
     f, j = _tag_frame(rec), _tag_track(rec)
     if j < 0:
         return "no lead vehicle tagged"
@@ -164,11 +164,11 @@ def _following_lead(world: World, rng: np.random.Generator, plan: ScenePlan) -> 
     return director
 
 
-def _check_stop_at_light(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_stop_at_light(rec: LogView, layers: MapLayers) -> str | None:
     f = _tag_frame(rec)
     if rec.ego.speed[f] > 0.5:
         return f"ego not stopped at the tag ({rec.ego.speed[f]:.1f} m/s)"
-    red = (rec.traffic_lights.status[f] == TrafficLightStatus.RED).any()
+    red = (rec.lights.status[f] == TrafficLightStatus.RED).any()
     return None if red else "no red light at the tag"
 
 
@@ -204,8 +204,8 @@ def _red_light_stop(world: World, rng: np.random.Generator, plan: ScenePlan) -> 
 
 
 @_family("start_at_green", "starting_straight_traffic_light_intersection_traversal", False,
-         lambda rec, layers: None if rec.ego.speed[_tag_frame(rec)] < 0.5 and
-         rec.ego.speed[min(_tag_frame(rec) + 200, rec.num_frames - 1)] > 3.0 else "ego did not start at green",
+         lambda rec, layers: None if rec.ego.speed[rec.tag] < 0.5 and
+         rec.ego.speed[min(rec.tag + rec.steps(10), rec.num_frames - 1)] > 3.0 else "ego did not start at green",
          "Ego waits at a red light, the light turns green and the ego starts from standstill.")
 def _start_at_green(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director:
     segs = _ego_start_west(world, rng)
@@ -239,7 +239,7 @@ def _start_at_green(world: World, rng: np.random.Generator, plan: ScenePlan) -> 
 
 
 # ------------------------------------------------------------------------------------------ corner cases
-def _check_cut_in(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_cut_in(rec: LogView, layers: MapLayers) -> str | None:
     f, j = _tag_frame(rec), _tag_track(rec)
     if j < 0:
         return "no cut-in vehicle tagged"
@@ -247,7 +247,7 @@ def _check_cut_in(rec: LogRecording, layers: MapLayers) -> str | None:
     if not (2.0 < abs(at_tag[1]) < 5.0 and at_tag[0] > 0.0):
         return f"cut-in vehicle not beside/ahead in the next lane at the tag: {at_tag[:2].round(1)}"
     loc = _agent_in_ego_frame(rec, j, 0)
-    later = np.arange(f + 20, min(f + 200, rec.num_frames))
+    later = np.arange(f + rec.steps(1), min(f + rec.steps(10), rec.num_frames))
     ok = rec.tracks.valid[j, later] & (np.abs(loc[later, 1]) < 1.0) & (loc[later, 0] > 0.0)
     return None if ok.any() else "cut-in vehicle never ended ahead in the ego lane"
 
@@ -295,15 +295,15 @@ def _cut_in(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director
     return director
 
 
-def _check_hard_brake(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_hard_brake(rec: LogView, layers: MapLayers) -> str | None:
     f, j = _tag_frame(rec), _tag_track(rec)
     if j < 0:
         return "no lead tagged"
     loc = _agent_in_ego_frame(rec, j, f, f)[f]
     if not (0.0 < loc[0] < 50.0 and abs(loc[1]) < 1.5):
         return f"lead not ahead in the ego lane at the tag: {loc[:2].round(1)}"
-    v = np.hypot(*rec.tracks.velocity[j, f:f + 60].T)
-    dv = np.nanmax(v[:20]) - np.nanmin(v)
+    v = np.hypot(*rec.tracks.velocity[j, f:f + rec.steps(3)].T)
+    dv = np.nanmax(v[:rec.steps(1)]) - np.nanmin(v)
     return None if dv > 4.0 else f"lead slowed by only {dv:.1f} m/s"
 
 
@@ -340,7 +340,7 @@ def _hard_braking_lead(world: World, rng: np.random.Generator, plan: ScenePlan) 
     return director
 
 
-def _check_blocked(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_blocked(rec: LogView, layers: MapLayers) -> str | None:
     f, j = _tag_frame(rec), _tag_track(rec)
     if j < 0:
         return "no blocking vehicle tagged"
@@ -348,7 +348,7 @@ def _check_blocked(rec: LogRecording, layers: MapLayers) -> str | None:
     if not (0.0 < loc[0] < 80.0 and abs(loc[1]) < 1.5):
         return f"blocker not ahead in the ego lane at the tag: {loc[:2].round(1)}"
     own = _agent_in_ego_frame(rec, j, 0)
-    end = min(f + 240, rec.num_frames - 1)
+    end = min(f + rec.steps(12), rec.num_frames - 1)
     passed = (own[f:end, 0] < -3.0).any()
     waited = (rec.ego.speed[f:end] < 0.2).any()
     return None if passed or waited else "ego neither passed nor waited behind the blocker"
@@ -381,7 +381,7 @@ def _stopped_vehicle(world: World, rng: np.random.Generator, plan: ScenePlan) ->
     return director
 
 
-def _check_czone(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_czone(rec: LogView, layers: MapLayers) -> str | None:
     f = _tag_frame(rec)
     cones = np.flatnonzero(np.isin(rec.tracks.category, [Category.TRAFFIC_CONE, Category.BARRIER]))
     if len(cones) == 0:
@@ -391,8 +391,8 @@ def _check_czone(rec: LogRecording, layers: MapLayers) -> str | None:
     if not ahead.any():
         return "no cone / barrier ahead in the ego lane at the tag"
     far = loc[ahead, 0].max()
-    end = min(f + 300, rec.num_frames - 1)
-    travelled = np.sum(rec.ego.speed[f:end]) * 0.05
+    end = min(f + rec.steps(12), rec.num_frames - 1)
+    travelled = np.sum(rec.ego.speed[f:end]) * rec.dt
     return None if travelled > far + 5.0 else "ego did not get past the construction zone"
 
 
@@ -439,10 +439,10 @@ __all__ = ["FAMILIES", "Family", "corner_families", "nominal_families", "remove_
 
 
 # ------------------------------------------------------------------------------------------ turns
-def _check_turn(sign: float) -> Callable[[LogRecording, MapLayers], str | None]:
-    def check(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_turn(sign: float) -> Callable[[LogView, MapLayers], str | None]:
+    def check(rec: LogView, layers: MapLayers) -> str | None:
         f = _tag_frame(rec)
-        end = min(f + 300, rec.num_frames - 1)
+        end = min(f + rec.steps(12), rec.num_frames - 1)
         dh = float(np.unwrap(rec.ego.pose[f:end + 1, 2])[-1] - rec.ego.pose[f, 2])
         return None if sign * dh > np.deg2rad(50) else f"ego heading changed by {np.rad2deg(dh):.0f} deg"
     return check
@@ -469,11 +469,11 @@ _family("right_turn", "starting_right_turn", False, _check_turn(-1.0),
 
 
 # ------------------------------------------------------------------------------------------ more corner cases
-def _check_occluded_ped(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_occluded_ped(rec: LogView, layers: MapLayers) -> str | None:
     f, j = _tag_frame(rec), _tag_track(rec)
     if j < 0 or rec.tracks.category[j] != Category.PEDESTRIAN:
         return "no pedestrian tagged"
-    if rec.tracks.valid[j, : max(f - 4, 0)].any():
+    if rec.tracks.valid[j, : max(f - rec.steps(0.2), 0)].any():
         return "pedestrian observed long before it stepped out"
     loc = _agent_in_ego_frame(rec, j, f, f)
     if not (0.0 < loc[f, 0] < 70.0 and loc[f, 1] < -1.0):
@@ -533,13 +533,13 @@ def _occluded_pedestrian(world: World, rng: np.random.Generator, plan: ScenePlan
     return director
 
 
-def _check_unprotected_left(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_unprotected_left(rec: LogView, layers: MapLayers) -> str | None:
     why = _check_turn(1.0)(rec, layers)
     if why:
         return why
     f = _tag_frame(rec)
     h0 = rec.ego.pose[f, 2]
-    win = slice(max(f - 40, 0), min(f + 240, rec.num_frames))
+    win = slice(max(f - rec.steps(2), 0), min(f + rec.steps(12), rec.num_frames))
     tr = rec.tracks
     opp = np.abs(np.angle(np.exp(1j * (tr.pose[:, win, 2] - h0 - np.pi)))) < 0.5
     near = np.hypot(tr.pose[:, win, 0] - rec.ego.pose[win, 0][None], tr.pose[:, win, 1] - rec.ego.pose[win, 1][None])
@@ -598,7 +598,7 @@ def _unprotected_left(world: World, rng: np.random.Generator, plan: ScenePlan) -
     return director
 
 
-def _check_runner(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_runner(rec: LogView, layers: MapLayers) -> str | None:
     f, j = _tag_frame(rec), _tag_track(rec)
     if j < 0:
         return "no runner tagged"
@@ -606,10 +606,11 @@ def _check_runner(rec: LogRecording, layers: MapLayers) -> str | None:
     if abs(np.cos(dh)) > 0.5:
         return "runner not crossing the ego's direction"
     loc = _agent_in_ego_frame(rec, j, f, f)
-    seen = rec.tracks.valid[j, f:f + 100] & (np.abs(loc[f:f + 100, 1]) < 2.0) & (loc[f:f + 100, 0] > 0)
+    w = slice(f, f + rec.steps(5))
+    seen = rec.tracks.valid[j, w] & (np.abs(loc[w, 1]) < 2.0) & (loc[w, 0] > 0)
     if not seen.any():
         return "runner never crossed the ego's path ahead"
-    red = (rec.traffic_lights.status[f] == TrafficLightStatus.RED).any()
+    red = (rec.lights.status[f] == TrafficLightStatus.RED).any()
     return None if red else "no red light when the runner entered"
 
 
@@ -655,9 +656,9 @@ def _red_light_runner(world: World, rng: np.random.Generator, plan: ScenePlan) -
     return director
 
 
-def _check_merge(rec: LogRecording, layers: MapLayers) -> str | None:
+def _check_merge(rec: LogView, layers: MapLayers) -> str | None:
     f = _tag_frame(rec)
-    win = slice(f, min(f + 160, rec.num_frames))
+    win = slice(f, min(f + rec.steps(8), rec.num_frames))
     tr = rec.tracks
     same = np.abs(np.angle(np.exp(1j * (tr.pose[:, win, 2] - rec.ego.pose[win, 2][None])))) < 0.5
     near = np.hypot(tr.pose[:, win, 0] - rec.ego.pose[win, 0][None], tr.pose[:, win, 1] - rec.ego.pose[win, 1][None])

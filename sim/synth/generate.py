@@ -9,7 +9,7 @@ import numpy as np
 
 from sim.nuplan_db.recording import LogRecording
 from sim.nuplan_map.layers import MapLayers
-from sim.synth.checks import ego_problems
+from sim.synth.checks import LogView, ego_problems
 from sim.synth.families import FAMILIES
 from sim.synth.record import ScenePlan, build_recording
 from sim.synth.town import Town
@@ -61,8 +61,9 @@ def generate_log(family: str, seed: int, town: Town, layers: MapLayers, log_name
             rejected.append(f"attempt {attempt}: tag at {tag:.1f} s outside the simulated span")
             continue
         rec = build_recording(world, log_name, plan, tag, fam.tag, world.tag_agent, log_index)
-        problems = ego_problems(rec, layers)
-        why = fam.check(rec, layers)
+        view = LogView.from_recording(rec)
+        problems = ego_problems(view, layers)
+        why = fam.check(view, layers)
         if why:
             problems.append(why)
         if problems:

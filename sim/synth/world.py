@@ -10,6 +10,7 @@ target); a scenario family's *director* spawns actors and triggers the corner ca
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +47,7 @@ class Path:
     limit: F64
     shift: tuple[float, float, float] | None = None
     _starts: list | None = None
+    _lists: tuple | None = None
     _caps: dict = field(default_factory=dict)
 
     @staticmethod
@@ -98,20 +100,22 @@ class Path:
 
     def pose1(self, s: float) -> tuple[float, float, float, float]:
         """Scalar :meth:`pose`: ``x, y, heading, curvature`` at arc ``s`` (fast path for the simulation loop)."""
-        sa = self.s
-        s = min(max(s, 0.0), float(sa[-1]))
-        k = int(np.searchsorted(sa, s, side="right")) - 1
-        k = min(max(k, 0), len(sa) - 2)
+        if self._lists is None:
+            self._lists = (self.s.tolist(), self.xy[:, 0].tolist(), self.xy[:, 1].tolist(), self.heading.tolist(),
+                           self.kappa.tolist())
+        sa, xs, ys, hs, ks = self._lists
+        s = min(max(s, 0.0), sa[-1])
+        k = min(max(bisect.bisect_right(sa, s) - 1, 0), len(sa) - 2)
         u = (s - sa[k]) / max(sa[k + 1] - sa[k], 1e-9)
-        x = self.xy[k, 0] + u * (self.xy[k + 1, 0] - self.xy[k, 0])
-        y = self.xy[k, 1] + u * (self.xy[k + 1, 1] - self.xy[k, 1])
-        h = self.heading[k] + u * (self.heading[k + 1] - self.heading[k])
-        kap = self.kappa[k] + u * (self.kappa[k + 1] - self.kappa[k])
+        x = xs[k] + u * (xs[k + 1] - xs[k])
+        y = ys[k] + u * (ys[k + 1] - ys[k])
+        h = hs[k] + u * (hs[k + 1] - hs[k])
+        kap = ks[k] + u * (ks[k + 1] - ks[k])
         if self.shift is not None:
             d, d1, d2 = (float(v[0]) for v in self.lateral(np.array([s])))
-            x, y = x - d * np.sin(h), y + d * np.cos(h)
-            h, kap = h + np.arctan(d1), kap + d2
-        return float(x), float(y), float(h), float(kap)
+            x, y = x - d * math.sin(h), y + d * math.cos(h)
+            h, kap = h + math.atan(d1), kap + d2
+        return x, y, h, kap
 
     def seg_index(self, s: float) -> int:
         """Index into ``segs`` of the segment at arc length ``s``."""
@@ -471,8 +475,8 @@ class World:
         p = veh.params
         a_prev = veh.a
         if veh.a_override is None:
-            a = float(np.clip(a, a_prev - p.jerk * DT, a_prev + p.jerk * DT))
-        a = float(np.clip(a, -p.b_max, p.a_max))
+            a = min(max(a, a_prev - p.jerk * DT), a_prev + p.jerk * DT)
+        a = min(max(a, -p.b_max), p.a_max)
         if veh.v <= 0.0 and a < 0.0:
             a = 0.0  # standing still
         v_new = veh.v + a * DT
@@ -857,8 +861,12 @@ class World:
             if not veh.active:
                 vs.append(None)
                 continue
-            x, y, h, kap = veh.path.pose1(veh.s)
-            vs.append((np.array([x, y, h]), veh.v, veh.a, kap, veh.seg(), veh.center_pose().copy()))
+            center = veh.center_pose().copy()
+            if veh.is_ego:
+                x, y, h, kap = veh.path.pose1(veh.s)
+                vs.append((np.array([x, y, h]), veh.v, veh.a, kap, veh.seg(), center))
+            else:
+                vs.append((center, veh.v, veh.a, 0.0, -1, center))
         ps = []
         for ped in self.peds:
             seen = ped.active and not (ped.hidden and ped.unobserved_while_hidden)
