@@ -92,6 +92,13 @@ def _prepare_run_dir(run_dir: Path, settings: dict, extra: dict, resume: bool) -
     atomic_write_bytes(stamp, digest.encode())
 
 
+def _as_list(value: object) -> list:
+    """``planners=idm`` means ``planners=[idm]``."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, (str, dict)) else list(value)
+
+
 def _families() -> dict[str, str]:
     """Scenario type (the generator's tag) -> family name, when the synthetic generator is installed."""
     try:
@@ -112,11 +119,11 @@ def run(cfg: DictConfig) -> int:
     from sim.runner.results import utc_now
 
     started = utc_now()
-    planners = [_planner_config(p) for p in resolved["planners"]]
+    planners = [_planner_config(p) for p in _as_list(resolved["planners"])]
     names = [planner_name(p) for p in planners]
     if len(set(names)) != len(names):
         raise DataError(None, f"planners={names} names a planner twice", "distinct planner names")
-    modes = [str(m) for m in resolved["modes"]]
+    modes = [str(m) for m in _as_list(resolved["modes"])]
     bad = [m for m in modes if m not in MODES]
     if bad or not modes or not planners:
         raise DataError(None, f"planners={names} modes={modes}", f"at least one planner and modes from {MODES}")
@@ -249,7 +256,7 @@ def _animations(cfg: DictConfig, scenarios, runs: list, refs: list, worker: dict
     from sim.runner.scoring import challenge_for
     from sim.runner.workers import map_jobs
 
-    picks = pick_showcase(scenarios, mode=str(cfg.report.animation_mode), exclude=list(cfg.report.exclude))
+    picks = pick_showcase(scenarios, mode=str(cfg.report.animation_mode), exclude=_as_list(cfg.report.exclude))
     if picks.empty:
         return []
     from sim.report.summary import mode_label

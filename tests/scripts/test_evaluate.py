@@ -94,7 +94,7 @@ def test_resume_skips_finished_scenarios(data_root: Path, tmp_path: Path, capsys
 
 
 def test_bad_planner_or_mode_is_a_one_line_error(tmp_path: Path, capsys):
-    assert main(["evaluate", f"out={tmp_path}", "planners=[no_such_planner]"]) == 2
+    assert main(["evaluate", f"out={tmp_path}", "planners=no_such_planner"]) == 2  # one name, no list
     err = capsys.readouterr().err
     assert "unknown planner 'no_such_planner'" in err and "idm" in err and len(err.strip().splitlines()) == 1
     assert main(["evaluate", f"out={tmp_path}", "planners=[idm]", "modes=[sometimes]"]) == 2
