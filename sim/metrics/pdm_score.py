@@ -567,6 +567,9 @@ def build_scoring_world(
     - ``raster_half_size`` / ``resolution``: extent (m around the ego) and cell size (m) of the area rasters;
       points outside are tested exactly (slower)
     - ``object_radius``: objects farther than this from the ego now are dropped (m)
+
+    Without a route roadblock in the map, the driving-direction rule uses the drivable surface instead of the
+    on-route lanes and progress is measured along the ego's heading.
     """
     times = np.asarray(time_s, np.float64)
     if times.ndim != 1 or len(times) < 2 or abs(times[0]) > 1e-9:
@@ -607,6 +610,8 @@ def build_scoring_world(
     inter_geom, inter_edges = intersection_surface(map_api)
     intersection = area_raster(inter_geom, origin, np.zeros(2), 0.0, resolution)  # a few look-ups: exact
     route_geom, route_edges, route_segments = route_surface(map_api, tuple(route_roadblock_ids))
+    if len(route_segments) == 0:  # no usable route: driving direction can only judge leaving the road
+        route_geom, route_edges = drive_geom, drive_edges
     on_route = area_raster(route_geom, origin, np.zeros(2), raster_half_size, resolution, route_edges)
 
     # Red lights: red connectors of the route that the ego does not already touch.

@@ -414,3 +414,10 @@ def test_area_raster_is_exact_on_curved_and_rotated_shapes() -> None:
     assert 0.2 < exact.mean() < 0.8
     assert np.array_equal(raster.contains(pts[:, 0], pts[:, 1]), exact)
     assert raster.uncertain.mean() < 0.05  # only cells an edge passes through ask shapely
+
+
+def test_unknown_route_falls_back_to_the_road(junction: MapAPI) -> None:
+    world = _world(junction, route=(999,))
+    s = score_trajectories(_straight(10.0), world)
+    assert s.scores[0] == pytest.approx([1, 1, 1, 1, 1, 1, 1])
+    assert s.raw_progress[0] == pytest.approx(40.0)  # along the ego heading
