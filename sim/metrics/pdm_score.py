@@ -588,10 +588,13 @@ def build_scoring_world(
     # Objects near the ego.
     if tracks.num_steps == 0:
         raise DataError(None, "tracks for scoring have no time sample", "(N, 1) current or (N, T) forecast tracks")
-    cur = tracks.pose[:, 0, :2]
-    dist = np.hypot(cur[:, 0] - origin[0], cur[:, 1] - origin[1])
-    keep = np.flatnonzero(tracks.valid.any(axis=1) & (np.nan_to_num(dist, nan=np.inf) <= object_radius)
-                          if forecast == "given" else tracks.valid[:, 0] & (dist <= object_radius))
+    if forecast == "given":  # the closest valid sample decides (objects may appear later)
+        dist = np.hypot(tracks.pose[..., 0] - origin[0], tracks.pose[..., 1] - origin[1])
+        dist = np.where(tracks.valid, np.nan_to_num(dist, nan=np.inf), np.inf).min(axis=1, initial=np.inf)
+    else:
+        dist = np.where(tracks.valid[:, 0], np.hypot(tracks.pose[:, 0, 0] - origin[0],
+                                                     tracks.pose[:, 0, 1] - origin[1]), np.inf)
+    keep = np.flatnonzero(np.nan_to_num(dist, nan=np.inf) <= object_radius)
     near = tracks.select(keep)
     static = np.isin(near.category, STATIC_CATEGORIES)
     if forecast == "constant_velocity":

@@ -421,3 +421,19 @@ def test_unknown_route_falls_back_to_the_road(junction: MapAPI) -> None:
     s = score_trajectories(_straight(10.0), world)
     assert s.scores[0] == pytest.approx([1, 1, 1, 1, 1, 1, 1])
     assert s.raw_progress[0] == pytest.approx(40.0)  # along the ego heading
+
+
+def test_object_appearing_later_in_a_given_forecast_is_an_obstacle(junction: MapAPI) -> None:
+    car = (Category.VEHICLE, (30.0, -1.75, 0.0), (4.5, 2.0), (0.0, 0.0))
+    now = _tracks([car])
+    steps = T + 10
+    valid = np.ones((1, steps), bool)
+    valid[0, :10] = False  # not observed during the first second
+    pose = np.repeat(now.pose, steps, axis=1)
+    pose[0, :10] = np.nan
+    future = Tracks(now.token, now.category, now.size, pose, np.repeat(now.velocity, steps, axis=1), valid)
+    world = build_scoring_world(junction, ROUTE, _ego(), future, {}, TIMES, forecast="given")
+    assert world.num_objects == 1
+    s = score_trajectories(_straight(10.0), world)
+    assert s.column("no_at_fault_collision")[0] == 0.0
+    assert s.collision_time_s[0] == pytest.approx(1.4)
