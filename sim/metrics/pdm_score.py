@@ -371,13 +371,13 @@ def route_surface(map_api: MapAPI, route_roadblock_ids: tuple[int, ...]) -> tupl
 
 # ---------------------------------------------------------------------------------------------- route centerline
 def route_centerline(map_api: MapAPI, route_roadblock_ids: tuple[int, ...], ego_pose: F64,
-                     max_length: float = 400.0) -> F64:
+                     max_length: float = 400.0, extension: float = 100.0) -> F64:
     """``(P, 2)`` global centerline for progress: PDM's lane-graph path from the ego's lane along the route.
 
     Start: the on-route lane / connector containing the rear axle with the smallest heading error (else the
     nearest on-route one). Then a Dijkstra over successors restricted to on-route segments, up to
-    ``max_length`` m; the path reaching the furthest route roadblock wins (ties: the shortest). Without a
-    usable route: a straight line along the ego heading.
+    ``max_length`` m; the path reaching the furthest route roadblock wins (ties: the shortest). The path is
+    prolonged straight by ``extension`` m. Without a usable route: a straight line along the ego heading.
     """
     pose = np.asarray(ego_pose, np.float64)
     _, _, on_route = route_surface(map_api, route_roadblock_ids)
@@ -409,7 +409,12 @@ def route_centerline(map_api: MapAPI, route_roadblock_ids: tuple[int, ...], ego_
     xy = np.concatenate([pieces[0]] + [p[1:] if np.allclose(p[0], q[-1]) else p
                                        for q, p in zip(pieces[:-1], pieces[1:], strict=True)])
     keep = np.concatenate([[True], np.hypot(*np.diff(xy, axis=0).T) > 1e-9])
-    return xy[keep]
+    xy = xy[keep]
+    # Past the last lane the path goes on straight, so that progress does not saturate where the lane graph
+    # ends (a dead end, or a route that needs a lane change the graph search cannot make).
+    tail = xy[-1] - xy[-2] if len(xy) > 1 else np.array([np.cos(pose[2]), np.sin(pose[2])])
+    tail = tail / max(float(np.hypot(*tail)), 1e-9)
+    return np.concatenate([xy, xy[-1:] + extension * tail[None]])
 
 
 # ---------------------------------------------------------------------------------------------- the world

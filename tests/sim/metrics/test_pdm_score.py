@@ -437,3 +437,9 @@ def test_object_appearing_later_in_a_given_forecast_is_an_obstacle(junction: Map
     s = score_trajectories(_straight(10.0), world)
     assert s.column("no_at_fault_collision")[0] == 0.0
     assert s.collision_time_s[0] == pytest.approx(1.4)
+
+
+def test_progress_does_not_saturate_where_the_route_ends(junction: MapAPI) -> None:
+    # Route = the first roadblock only (its lanes end at x = 50): the centerline goes on straight.
+    s = score_trajectories(_straight(12.0, k=1), _world(junction, route=(100,)))
+    assert s.raw_progress[0] == pytest.approx(48.0)
