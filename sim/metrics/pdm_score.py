@@ -559,6 +559,7 @@ def build_scoring_world(
     raster_half_size: float = 80.0,
     resolution: float = 0.2,
     object_radius: float = 100.0,
+    drop_initial_overlaps: bool = True,
 ) -> ScoringWorld:
     """Assemble the :class:`ScoringWorld` of one planning step.
 
@@ -572,6 +573,8 @@ def build_scoring_world(
     - ``raster_half_size`` / ``resolution``: extent (m around the ego) and cell size (m) of the area rasters;
       points outside are tested exactly (slower)
     - ``object_radius``: objects farther than this from the ego now are dropped (m)
+    - ``drop_initial_overlaps``: leave out objects whose box already overlaps the ego box now (PDM's
+      observation does: they would zero every candidate's NC)
 
     Without a route roadblock in the map, the driving-direction rule uses the drivable surface instead of the
     on-route lanes and progress is measured along the ego's heading.
@@ -609,6 +612,16 @@ def build_scoring_world(
     if forecast == "given":
         obj_speed = np.where(static[:, None], 0.0, obj_speed)
     size = np.asarray(near.size[:, :2], np.float64)
+    if drop_initial_overlaps and len(near):
+        # Objects the ego box already touches now would fail every candidate: PDM leaves them out.
+        ego_center = _ego_centers(np.array([0.0, 0.0, ego_global[2]]), vehicle)
+        touching = obj_valid[:, 0] & obb_overlap(
+            np.repeat(ego_center[None], len(near), 0), (0.5 * vehicle.length, 0.5 * vehicle.width),
+            obj_pose[:, 0], (0.5 * size[:, 0], 0.5 * size[:, 1]))
+        if touching.any():
+            kept = ~touching
+            near, static, size = near.select(kept), static[kept], size[kept]
+            obj_pose, obj_speed, obj_valid = obj_pose[kept], obj_speed[kept], obj_valid[kept]
     obj_corners = box_corners(obj_pose, size[:, 0, None], size[:, 1, None])
 
     # Areas.

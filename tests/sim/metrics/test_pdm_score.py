@@ -443,3 +443,16 @@ def test_progress_does_not_saturate_where_the_route_ends(junction: MapAPI) -> No
     # Route = the first roadblock only (its lanes end at x = 50): the centerline goes on straight.
     s = score_trajectories(_straight(12.0, k=1), _world(junction, route=(100,)))
     assert s.raw_progress[0] == pytest.approx(48.0)
+
+
+def test_objects_overlapping_the_ego_now_are_left_out(junction: MapAPI) -> None:
+    ghost = (Category.VEHICLE, (12.0, -1.75, 0.0), (4.5, 2.0), (10.0, 0.0))  # overlaps the ego box at t = 0
+    ahead = (Category.VEHICLE, (30.0, -1.75, 0.0), (4.5, 2.0), (0.0, 0.0))
+    world = _world(junction, [ghost, ahead])
+    assert world.num_objects == 1
+    kept = build_scoring_world(junction, ROUTE, _ego(), _tracks([ghost]), {}, TIMES, drop_initial_overlaps=False)
+    assert kept.num_objects == 1
+    # kept, it is a front collision at t = 0 for every candidate: the reason to leave it out
+    assert score_trajectories(_straight(10.0), kept).column("no_at_fault_collision")[0] == 0.0
+    assert score_trajectories(_straight(10.0), world).column("no_at_fault_collision")[0] == 0.0  # the parked car
+    assert score_trajectories(_straight(3.0), world).column("no_at_fault_collision")[0] == 1.0
