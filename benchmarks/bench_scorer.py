@@ -244,11 +244,12 @@ def scene(map_api: MapAPI, num_objects: int, rng: np.random.Generator):
     return ego, tracks, lights, route
 
 
-def vocabulary(k: int, steps: int, dt: float, v0: float) -> np.ndarray:
-    """``(K, T, 3)`` ego-frame candidate poses: constant curvature x constant acceleration profiles."""
+def vocabulary(k: int, steps: int, dt: float, v0: float, max_curvature: float = 0.12) -> np.ndarray:
+    """``(K, T, 3)`` ego-frame candidate poses: constant curvature (|k| <= ``max_curvature`` 1/m) x constant
+    acceleration (-5 .. +3 m/s²) profiles: a wide fan, many of them off the road or into objects."""
     n_curv = int(np.sqrt(k))
     n_acc = k // n_curv
-    curv = np.linspace(-0.12, 0.12, n_curv)
+    curv = np.linspace(-max_curvature, max_curvature, n_curv)
     acc = np.linspace(-5.0, 3.0, n_acc)
     t = dt * np.arange(1, steps + 1)
     speed = np.maximum(v0 + acc[:, None] * t, 0.0)  # (A, T)
@@ -297,6 +298,7 @@ def main() -> None:
     ap.add_argument("--naive", type=int, default=48, help="trajectories in the naive loops (extrapolated)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-curvature", type=float, default=0.12, help="1/m; smaller = a tamer vocabulary")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
 
@@ -314,7 +316,7 @@ def main() -> None:
           f"raster {world.drivable.inside.shape} at {world.drivable.resolution} m "
           f"({100 * world.drivable.uncertain.mean():.1f} % exact-fallback cells); first build {1e3 * cold:.1f} ms "
           "(includes the per-map drivable union, cached)")
-    poses = to_global(vocabulary(args.k, steps, dt, float(ego.velocity[-1, 0])), ego.pose[-1])
+    poses = to_global(vocabulary(args.k, steps, dt, float(ego.velocity[-1, 0]), args.max_curvature), ego.pose[-1])
 
     stages: dict[str, list[float]] = {}
     walls: list[float] = []
