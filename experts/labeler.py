@@ -64,6 +64,7 @@ class LabelConfig:
     vocabulary_file: str | None = None
     expert: bool = True
     scenario_filter: dict = field(default_factory=dict)
+    include_untagged: bool = False
     # run options (not hashed)
     worker: str = "pool"
     num_workers: int | None = None
@@ -76,7 +77,8 @@ class LabelConfig:
 
         return {"version": LABEL_VERSION, "split": self.split, "sample_interval_s": self.sample_interval_s,
                 "shard_size": self.shard_size, "vocabulary": vocabulary_digest, "expert": self.expert,
-                "scenario_filter": self.scenario_filter, "rules": list(RULES),
+                "scenario_filter": self.scenario_filter, "include_untagged": self.include_untagged,
+                "rules": list(RULES),
                 "data_root": str(Path(self.data_root).resolve())}
 
 
@@ -377,7 +379,12 @@ def list_split(cfg: LabelConfig) -> list[ScenarioRef]:
     from sim.nuplan_db.reader import list_scenarios
 
     flt = ScenarioFilter.from_mapping(dict(cfg.scenario_filter)) if cfg.scenario_filter else None
-    return list_scenarios(split_dbs(cfg.data_root, cfg.split), flt)
+    refs = list_scenarios(split_dbs(cfg.data_root, cfg.split), flt)
+    if not cfg.include_untagged:  # untagged lidar_pcs: one 'unknown' scenario every 0.05 s of every log
+        from sim.nuplan_db.filter import DEFAULT_SCENARIO_TYPE
+
+        refs = [r for r in refs if r.scenario_type != DEFAULT_SCENARIO_TYPE]
+    return refs
 
 
 def run_labeling(cfg: LabelConfig) -> LabelReport:

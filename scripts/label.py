@@ -15,7 +15,9 @@ def run(cfg: DictConfig) -> int:
         data_root=str(cfg.paths.data_root), maps_root=str(cfg.paths.maps_root), split=str(cfg.split),
         out=str(cfg.out), sample_interval_s=float(cfg.sample_interval_s), shard_size=int(cfg.shard_size),
         vocabulary=VocabularyConfig(**voc), vocabulary_file=voc_file, expert=bool(cfg.expert),
-        scenario_filter=OmegaConf.to_container(cfg.scenario_filter, resolve=True) or {},
+        scenario_filter={k: v for k, v in (OmegaConf.to_container(cfg.scenario_filter, resolve=True) or {}).items()
+                         if v is not None},
+        include_untagged=bool(cfg.include_untagged),
         worker=str(cfg.worker.kind), num_workers=cfg.worker.num_workers,
         max_failure_rate=float(cfg.max_failure_rate), progress=bool(cfg.progress))
     report = run_labeling(label_cfg)
