@@ -15,6 +15,7 @@ from scipy.signal import savgol_filter
 
 from sim.categories import TrafficLightStatus
 from sim.geometry import box_corners, boxes_overlap, rear_axle_to_center
+from sim.nuplan_db.recording import LogRecording
 from sim.nuplan_map.layers import MapLayers
 from sim.scenario import EgoStates, Scenario, Tracks, TrafficLights
 from sim.vehicle import PACIFICA
@@ -175,3 +176,20 @@ def ego_problems(rec: LogView, layers: MapLayers) -> list[str]:
     if bad:
         problems.append("uncomfortable: " + ", ".join(f"{k}={v:.2f}" for k, v in bad.items()))
     return problems
+
+
+def scenario_view(rec: LogRecording, history_s: float = 2.0) -> LogView:
+    """The tagged scenario of ``rec`` as the reader loads it: 10 Hz samples from ``tag - 3 s - history_s`` to
+    ``tag + 12 s`` (every other 20 Hz frame, aligned on the tagged frame)."""
+    tag = int(rec.tag_frame[0])
+    start = tag - 60 - int(round(history_s / 0.05))
+    idx = np.arange(start, min(tag + 241, rec.num_frames), 2)
+    idx = idx[idx >= 0]
+    ego = rec.ego
+    sub = EgoStates(ego.time_s[idx], ego.pose[idx], ego.velocity[idx], ego.acceleration[idx],
+                    ego.steering_angle[idx], ego.yaw_rate[idx])
+    tr = rec.tracks
+    tracks = Tracks(tr.token, tr.category, tr.size, tr.pose[:, idx], tr.velocity[:, idx], tr.valid[:, idx])
+    lights = TrafficLights(rec.traffic_lights.lane_connector_id, rec.traffic_lights.status[idx])
+    route = tuple(dict.fromkeys(int(r) for rbs in rec.scene_roadblock_ids for r in rbs))
+    return LogView(sub, tracks, lights, route, int(np.searchsorted(idx, tag)), int(rec.tag_agent[0]), 0.1)

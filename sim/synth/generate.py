@@ -9,7 +9,7 @@ import numpy as np
 
 from sim.nuplan_db.recording import LogRecording
 from sim.nuplan_map.layers import MapLayers
-from sim.synth.checks import LogView, ego_problems
+from sim.synth.checks import LogView, comfort_violations, ego_problems, scenario_view
 from sim.synth.families import FAMILIES
 from sim.synth.record import ScenePlan, build_recording
 from sim.synth.town import Town
@@ -63,6 +63,11 @@ def generate_log(family: str, seed: int, town: Town, layers: MapLayers, log_name
         rec = build_recording(world, log_name, plan, tag, fam.tag, world.tag_agent, log_index)
         view = LogView.from_recording(rec)
         problems = ego_problems(view, layers)
+        # Comfort as the tests see it: the scenario window with 2 s of history at 10 Hz (filter edges included).
+        bad = comfort_violations(scenario_view(rec))
+        if bad:
+            problems.append("uncomfortable in the scenario window: "
+                            + ", ".join(f"{k}={v:.2f}" for k, v in bad.items()))
         why = fam.check(view, layers)
         if why:
             problems.append(why)

@@ -475,6 +475,10 @@ class World:
         p = veh.params
         a_prev = veh.a
         if veh.a_override is None:
+            if veh.is_ego:
+                # A human-like pedal: the jerk fades as the acceleration nears its target (no jerk steps).
+                gain = 4.0 if a < a_prev - 1.5 else 2.5
+                a = a_prev + gain * (a - a_prev) * DT
             a = min(max(a, a_prev - p.jerk * DT), a_prev + p.jerk * DT)
         a = min(max(a, -p.b_max), p.a_max)
         if veh.v <= 0.0 and a < 0.0:
