@@ -433,11 +433,37 @@ def check_scenario(rep: Report, sc: Any, maps_root: Path, dp: Any | None, future
                 f"past/future objects {len(past_obj)}/{len(fut_obj)}; future {future_s:.0f} s from the last "
                 f"iteration: {len(fut_last)}/{want} states")
 
+    def features() -> str:
+        # What devkit's vector-map feature builders (and PDM-style planners) read around the ego.
+        from nuplan.common.actor_state.state_representation import Point2D
+        from nuplan.common.maps.maps_datatypes import TrafficLightStatuses
+        from nuplan.common.maps.nuplan_map.utils import get_roadblock_ids_from_trajectory
+        from nuplan.planning.training.preprocessing.feature_builders.vector_builder_utils import (
+            get_neighbor_vector_map,
+            get_neighbor_vector_set_map,
+        )
+
+        ego0 = sc.initial_ego_state
+        p = Point2D(ego0.rear_axle.x, ego0.rear_axle.y)
+        coords, conns, groups, lane_ids, rb_ids = get_neighbor_vector_map(sc.map_api, p, 50.0)
+        holder["near_lanes"] = len(coords.to_vector())
+        lights = [TrafficLightStatuses(list(sc.get_traffic_light_status_at_iteration(0)))]
+        sets, tl = get_neighbor_vector_set_map(
+            sc.map_api, ["LANE", "LEFT_BOUNDARY", "RIGHT_BOUNDARY", "STOP_LINE", "CROSSWALK", "ROUTE_LANES"], p, 50.0,
+            sc.get_route_roadblock_ids(), lights)
+        driven = get_roadblock_ids_from_trajectory(sc.map_api, list(sc.get_expert_ego_trajectory()))
+        on_route = set(driven) <= set(sc.get_route_roadblock_ids())
+        return (f"vector map: {len(coords.to_vector())} lane segments, {len(conns.to_vector())} connections; "
+                f"vector sets: {', '.join(f'{k.lower()} {len(v.to_vector())}' for k, v in sets.items())}; "
+                f"expert drives through {len(driven)} roadblocks, {'all' if on_route else 'NOT all'} on the route")
+
     ok = rep.check(f"{name}/ego_states", basics)
     if not ok:
         return
     rep.check(f"{name}/objects_lights", objects)
     rep.check(f"{name}/mission", mission)
+    if rep.check(f"{name}/vector_features", features) and not holder["near_lanes"]:
+        rep.add("WARN", f"{name}/vector_features", "no lane within 50 m of the ego: the log is not on its map")
     if rep.check(f"{name}/past_future", horizons) and holder["fut_last"] < holder["fut_want"]:
         rep.add("WARN", f"{name}/past_future", f"only {holder['fut_last']} of {holder['fut_want']} future states "
                 "after the last iteration (the log ends too soon after this scenario)")

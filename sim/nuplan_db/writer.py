@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from sim.categories import CATEGORY_NAMES, Category, TrafficLightStatus
 from sim.errors import DataError
+from sim.nuplan_db.filter import extraction_window
 from sim.nuplan_db.recording import LogRecording
 from sim.nuplan_db.schema import (
     LIDAR_CHANNEL,
@@ -155,6 +156,34 @@ def validate_recording(rec: LogRecording) -> None:
         raise _bad(rec, "tag_type", "holds an empty string", "nuPlan scenario type names")
 
 
+def scenario_window_problems(rec: LogRecording, history_s: float = 2.0, future_s: float = 0.0) -> list[str]:
+    """Tagged scenarios of ``rec`` that nuplan-devkit would cut short: for every tagged frame of a valid scene
+    (not among the first two / last two), its extraction window (per type, see
+    :func:`sim.nuplan_db.filter.extraction_window`; the frame's type is the largest of its tags), preceded by
+    ``history_s`` of history and followed by ``future_s`` more, must lie within the log. One line per problem.
+    """
+    ts = np.asarray(rec.timestamp_us, dtype=np.int64)
+    starts = np.asarray(rec.scene_start, dtype=np.int64)
+    if len(starts) < MIN_SCENES or len(ts) == 0:
+        return [f"{len(starts)} scenes: no valid scene (need >= {MIN_SCENES})"]
+    first_valid, end_valid = starts[2], starts[-2]  # frames [starts[2], starts[-2]) can be scenario anchors
+    types: dict[int, str] = {}
+    for fr, ty in zip(np.asarray(rec.tag_frame).tolist(), [str(t) for t in rec.tag_type], strict=True):
+        if first_valid <= fr < end_valid:
+            types[fr] = max(types.get(fr, ty), ty)
+    problems = []
+    for fr, ty in sorted(types.items()):
+        offset, duration = extraction_window(ty)
+        begin = ts[fr] + (offset - history_s) * 1e6
+        end = ts[fr] + (offset + duration + future_s) * 1e6
+        short = [f"{gap * 1e-6:.2f} s more {side}" for gap, side in ((ts[0] - begin, "before"),
+                                                                     (end - ts[-1], "after")) if gap > 1]
+        if short:
+            problems.append(f"tag '{ty}' at frame {fr} needs {' and '.join(short)} the log "
+                            f"(window {offset:+.0f} s / {duration:.0f} s, {history_s:.0f} s history)")
+    return problems
+
+
 def _linked(tokens: Sequence[bytes]) -> Iterable[tuple[bytes | None, bytes | None]]:
     """(next, prev) tokens of a chain."""
     for i in range(len(tokens)):
@@ -166,13 +195,19 @@ def _insert(con: sqlite3.Connection, table: str, rows: Iterable[tuple]) -> None:
     con.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
 
 
-def write_log(recording: LogRecording, path: str | Path) -> Path:
+def write_log(recording: LogRecording, path: str | Path, strict: bool = False) -> Path:
     """Write ``recording`` to the nuPlan log database ``path`` (usually ``<log_name>.db``); returns the path.
 
     The file appears atomically (temporary file in the same folder, then rename). Raises :class:`DataError`
-    when the recording is inconsistent.
+    when the recording is inconsistent, and with ``strict`` also when a tagged scenario's window (with 2 s of
+    history) does not fit in the log (:func:`scenario_window_problems`), as nuplan-devkit would cut it short.
     """
     validate_recording(recording)
+    if strict:
+        problems = scenario_window_problems(recording)
+        if problems:
+            raise _bad(recording, "tag_frame", f"has {len(problems)} scenario(s) cut short: {problems[0]}",
+                       "every tagged scenario's window + 2 s history inside the log")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A fresh temporary name in the same folder (so the rename is atomic); sqlite creates it with the usual

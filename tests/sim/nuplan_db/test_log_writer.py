@@ -249,3 +249,34 @@ def test_invalid_recording_is_rejected_with_a_clear_message(recording: LogRecord
     msg = str(err.value)
     assert field in msg and recording.log_name in msg and "\n" not in msg
     assert not list(tmp_path.iterdir())
+
+
+def test_strict_write_rejects_scenarios_the_devkit_would_cut_short(tmp_path: Path) -> None:
+    from sim.nuplan_db.sample import sample_recording
+    from sim.nuplan_db.writer import scenario_window_problems
+
+    # 6 scenes of 5 s: frames of scenes 2..3 (10 s .. 20 s) can anchor scenarios.
+    ok = sample_recording(duration_s=30.0, num_agents=2, num_scenes=6,
+                          tags=((12.0, "following_lane_with_lead"), (2.0, "stationary"), (27.0, "some_new_type")))
+    assert scenario_window_problems(ok) == []  # 9..24 s (+2 s history); tags in scenes 0 and 5 are never used
+    write_log(ok, tmp_path / "ok.db", strict=True)
+
+    # An unmapped type takes 20 s from the tag: 17 s + 20 s runs 7.05 s past the last frame (29.95 s).
+    late = dataclasses.replace(ok, tag_frame=np.array([340]), tag_type=np.array(["some_new_type"]),
+                               tag_agent=np.array([-1]))
+    (problem,) = scenario_window_problems(late)
+    assert "some_new_type" in problem and "frame 340" in problem and "7.05 s more after the log" in problem
+    assert "before" not in problem
+    with pytest.raises(DataError, match="cut short"):
+        write_log(late, tmp_path / "late.db", strict=True)
+    assert not (tmp_path / "late.db").exists()
+    write_log(late, tmp_path / "late.db")  # not strict: written as is
+
+    # A mapped type starts 3 s before the tag and needs 2 s of history: a tag at 4 s (6 scenes of 2 s, the
+    # first valid scene starts at 4 s) needs history from -1 s.
+    early = sample_recording(duration_s=12.0, num_agents=2, num_scenes=6, tags=((4.0, "changing_lane"),))
+    (problem,) = scenario_window_problems(early, future_s=0.0)
+    assert "1.00 s more before and 4.05 s more after the log" in problem  # 12 s log: the window ends at 16 s
+    # Asking for 8 s of extra future (open-loop queries at the last iteration) flags the 12 s tag: 24 + 8 > 29.95.
+    (problem,) = scenario_window_problems(ok, future_s=8.0)
+    assert "following_lane_with_lead" in problem and "2.05 s more after" in problem
