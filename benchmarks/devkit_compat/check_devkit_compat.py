@@ -389,6 +389,11 @@ def check_scenario(rep: Report, sc: Any, maps_root: Path, dp: Any | None, future
         _expect(all(b > a for a, b in zip(t, t[1:], strict=False)), "ego time not increasing")
         _expect(ego0.time_us == t[0], "initial ego state differs from iteration 0")
         dur = (t[-1] - t[0]) * 1e-6
+        info = getattr(sc, "_scenario_extraction_info", None)
+        if info is not None:  # the full window must be in the log, or devkit silently cuts the scenario short
+            want = int(round(info.scenario_duration / dt)) + 1
+            _expect(n == want, f"{n} iterations, the extraction window ({info.scenario_duration:.0f} s from "
+                    f"{info.extraction_offset:+.0f} s) needs {want}: the log ends too early / starts too late")
         return (f"{n} iterations ({dur:.2f} s, interval {dt:.2f} s), map {sc.map_api.map_name}, "
                 f"ego0 ({ego0.rear_axle.x:.1f}, {ego0.rear_axle.y:.1f}, {ego0.rear_axle.heading:.2f}) "
                 f"v {ego0.dynamic_car_state.rear_axle_velocity_2d.x:.2f} m/s")
