@@ -153,7 +153,7 @@ def run(cfg: DictConfig) -> int:
     summaries = map_jobs(run_job, todo, worker=str(worker["kind"]), num_workers=worker.get("num_workers"),
                          progress=bool(cfg.progress), description="evaluating", ray_address=worker.get("address"))
 
-    metrics = _write_run_tables(cfg, runs, refs, started, len(summaries))
+    metrics = _write_run_tables(cfg, runs, refs, started)
     from sim.report.summary import scenario_scores, summarize
 
     scenarios = scenario_scores(metrics, _families())
@@ -183,7 +183,7 @@ def run(cfg: DictConfig) -> int:
     return 0
 
 
-def _write_run_tables(cfg: DictConfig, runs: list, refs: list, started: str, simulated_now: int):
+def _write_run_tables(cfg: DictConfig, runs: list, refs: list, started: str):
     """Each run folder's metrics.parquet, aggregate and run.json (as ``distiplan simulate`` writes them);
     returns all metric rows."""
     import pandas as pd

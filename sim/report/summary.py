@@ -184,7 +184,7 @@ def failures(scenarios: pd.DataFrame) -> pd.DataFrame:
 
 
 def shortfalls(scenarios: pd.DataFrame, planner: str, mode: str, scenario: str, digits: int = 2) -> str:
-    """What cost a scenario its score: its scoring metrics below 1 as ``'collisions 0, progress 0.71'``
+    """What cost a scenario its score: its scoring metrics below 1 (at ``digits``) as ``'collisions 0, progress 0.71'``
     (multipliers first), ``'failed: <reason>'`` for a failed run, ``''`` when every metric is 1 or it is absent."""
     hit = scenarios[(scenarios["planner"] == planner) & (scenarios["mode"] == mode)
                     & (scenarios["scenario"] == scenario)]
@@ -196,7 +196,7 @@ def shortfalls(scenarios: pd.DataFrame, planner: str, mode: str, scenario: str, 
     parts = []
     for m in challenge_metrics(str(row["challenge"])):
         v = row.get(m, np.nan)
-        if v == v and v < 1.0:
+        if v == v and round(float(v), digits) < 1.0:  # 0.9996 shown as '1' would read as no shortfall
             parts.append(f"{METRIC_LABELS.get(m, m)} {round(float(v), digits):g}")
     return ", ".join(parts)
 
