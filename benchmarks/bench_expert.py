@@ -57,7 +57,10 @@ def main() -> None:
         tmp = tempfile.TemporaryDirectory()
         data_root = synth_dataset(Path(tmp.name))
     maps_root = args.maps_root or Path(data_root) / "maps"
-    refs = list_scenarios(split_dbs(data_root, args.split))[: args.scenarios]
+    from sim.nuplan_db.filter import DEFAULT_SCENARIO_TYPE
+
+    refs = [r for r in list_scenarios(split_dbs(data_root, args.split)) if r.scenario_type != DEFAULT_SCENARIO_TYPE]
+    refs = refs[: args.scenarios]
     print(f"{len(refs)} scenarios of split '{args.split}' from {data_root}, agents={args.agents}")
 
     planners = {"pdm": PDMExpert, "idm (reference)": IDMPlanner}

@@ -240,7 +240,13 @@ class PDMExpert(Planner):
             pts_s.append(marks)
             pts_v.append(np.full(len(marks), self.occluder_speed))
         is_ped = np.isin(tracks.category, (Category.PEDESTRIAN, Category.BICYCLE))
-        ped = is_ped & (gap < 2.5) & ahead
+        # Road users close to the corridor that walk toward it (or almost touch it): slow down. Pedestrians
+        # walking along the sidewalk are left alone, or the expert would crawl through every street.
+        h = np.interp(0.5 * (arc_lo + arc_hi), path.s, path.heading)
+        vel = np.nan_to_num(tracks.velocity[:, -1]) if len(tracks) else np.zeros((0, 2))
+        v_lat = -vel[:, 0] * np.sin(h) + vel[:, 1] * np.cos(h)
+        toward = (0.5 * (lat_lo + lat_hi)) * v_lat < -0.3 * np.abs(0.5 * (lat_lo + lat_hi))
+        ped = is_ped & ahead & (((gap < 2.5) & toward) | (gap < 0.8))
         if ped.any():
             pts_s.append(arc_lo[ped])
             pts_v.append(np.full(int(ped.sum()), self.pedestrian_speed))

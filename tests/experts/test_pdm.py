@@ -183,3 +183,19 @@ def test_slows_down_beside_a_vehicle_that_hides_the_sidewalk(town: MapAPI) -> No
     speed2 = np.concatenate([[12.0], np.hypot(*np.diff(traj2.pose[:, :2], axis=0).T) / 0.1])
     near2 = (traj2.pose[:, 0] > 36.0) & (traj2.pose[:, 0] < 44.0)
     assert speed2[near2].min() > 10.0
+
+
+def walker(x: float, y: float, vx: float, vy: float) -> Tracks:
+    return Tracks(np.array(["p" * 16]), np.array([Category.PEDESTRIAN], np.int8), np.array([[0.6, 0.6, 1.7]]),
+                  np.array([[[x, y, 0.0]]]), np.array([[[vx, vy]]]), np.ones((1, 1), bool))
+
+
+def test_slows_for_a_pedestrian_heading_for_the_road_not_for_one_walking_along_it(town: MapAPI) -> None:
+    def speed_near(tracks: Tracks) -> float:
+        poses, _ = plan(town, ego_at(5.0, LEFT, 10.0), tracks)
+        speed = np.hypot(*np.diff(poses[:, :2], axis=0).T) / 0.1
+        x_front = poses[1:, 0] + PACIFICA.front_length
+        return float(speed[(x_front > 37.0) & (x_front < 40.0)].max(initial=0.0))
+
+    assert speed_near(walker(40.0, 4.2, 0.0, -0.5)) < 5.0  # about to step onto the road
+    assert speed_near(walker(40.0, 5.0, 1.2, 0.0)) > 8.0  # strolling along the walkway
