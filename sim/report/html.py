@@ -95,7 +95,7 @@ def _score_cell(value: object, digits: int = 4, best: bool = False, bar: bool = 
 
 def _meta_value(value: object) -> str:
     if isinstance(value, Mapping):
-        items = [f"{_e(k)}={_e(v)}" for k, v in value.items() if v is not None]
+        items = [f"{_e(k)}={_e(v)}" for k, v in value.items() if v not in (None, "")]
         return "<br>".join(items) if items else "–"
     if isinstance(value, (list, tuple)):
         return _e(", ".join(str(v) for v in value))
