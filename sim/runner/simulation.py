@@ -105,8 +105,9 @@ def _plan_stamps(scenario: Scenario, num_samples: int) -> F64:
 
 def _plan_samples(trajectory: Trajectory, stamps: F64, out_t: F64, out_p: F64) -> None:
     """Keep ``trajectory`` at ``stamps`` up to its end, plus its end pose if it ends earlier (see :class:`Rollout`)."""
-    n = int(np.searchsorted(stamps, trajectory.end_s, side="right"))
-    keep = stamps[:n] if n == len(stamps) else np.append(stamps[:n], trajectory.end_s)
+    end = trajectory.end_s
+    n = int(np.searchsorted(stamps, end, side="right"))
+    keep = stamps[:n] if n == len(stamps) or (n and stamps[n - 1] >= end) else np.append(stamps[:n], end)
     out_t[:len(keep)] = keep
     out_p[:len(keep)] = trajectory.at(keep)
 
