@@ -72,7 +72,8 @@ def refs_of(data: Path, split: str, overrides: list[str]):
     for o in overrides:
         if o.startswith("scenario_filter.scenario_types="):
             types = tuple(o.split("=", 1)[1].strip("[]").split(","))
-    return list_scenarios(data / "nuplan-v1.1" / "splits" / split, ScenarioFilter(scenario_types=types))
+    refs = list_scenarios(data / "nuplan-v1.1" / "splits" / split, ScenarioFilter(scenario_types=types))
+    return [r for r in refs if r.scenario_type != "unknown"]  # as `distiplan simulate` (include_untagged=false)
 
 
 def overhead(refs, maps_root: Path, agents: str, repeats: int) -> dict[str, float]:
