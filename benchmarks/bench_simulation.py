@@ -1,8 +1,8 @@
 """Closed-loop simulator speed: overhead per scenario, command-to-first-step latency, 1 -> 2 worker scaling.
 
 Figures (planner time excluded: a trivial planner runs and its measured time is subtracted):
-1. simulator overhead of a whole scenario (150 steps) with log-replay and with IDM agents, incl. all CLS metrics,
-   on one core -> steps per second per core; target < 0.1 s per scenario with reactive agents + metrics.
+1. simulator overhead (CPU time) of a whole scenario (150 steps) with log-replay and with IDM agents, incl. all
+   CLS metrics, on one core -> steps per second per core; target < 0.1 s per scenario with reactive agents + metrics.
    Reference in the same run: the parts (controller, agents, metrics, the loop itself) timed separately.
 2. time from ``distiplan simulate`` start (a fresh Python process) to the first simulated step; target < 2 s.
 3. the same N scenarios on the process pool with 1 and 2 workers (wall time, speed-up).
@@ -77,7 +77,8 @@ def refs_of(data: Path, split: str, overrides: list[str]):
 
 
 def overhead(refs, maps_root: Path, agents: str, repeats: int) -> dict[str, float]:
-    """Median per-scenario seconds: whole (sim + metrics - planner) and its parts."""
+    """Median per-scenario CPU seconds (process time: stable on a shared machine): whole (sim + metrics -
+    planner) and its parts."""
     from sim.dynamics.controller import two_stage_step
     from sim.nuplan_db.reader import load_scenario
     from sim.nuplan_map.loader import load_map
@@ -92,11 +93,11 @@ def overhead(refs, maps_root: Path, agents: str, repeats: int) -> dict[str, floa
         run_scenario(sc, m, LogReplayPlanner(), agents=agents, num_iterations=3)  # warm caches
         score_rollout(run_scenario(sc, m, LogReplayPlanner(), agents=agents), sc, m, challenge)
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             r = run_scenario(sc, m, LogReplayPlanner(), agents=agents)
-            t1 = time.perf_counter()
+            t1 = time.process_time()
             score_rollout(r, sc, m, challenge)
-            t2 = time.perf_counter()
+            t2 = time.process_time()
             planner = float(np.nansum(r.latency_s))
             # parts: controller alone, agents alone (same ego as the rollout)
             plan = LogReplayPlanner()
@@ -104,18 +105,18 @@ def overhead(refs, maps_root: Path, agents: str, repeats: int) -> dict[str, floa
 
             plan.initialize(PlannerInitialization(sc.route_roadblock_ids, None, m, sc))
             base = sc.index(0)
-            t3 = time.perf_counter()
+            t3 = time.process_time()
             for i in range(r.num_samples - 1):
                 traj = Trajectory(r.plan_time_s[i][np.isfinite(r.plan_time_s[i])],
                                   r.plan_pose[i][np.isfinite(r.plan_time_s[i])])
                 two_stage_step(r.ego.slice(i, i + 1), traj, 0.1)
-            t4 = time.perf_counter()
+            t4 = time.process_time()
             model = make_agent_model(agents)
             model.reset(sc, m, 0)
             for i in range(r.num_samples - 1):
                 model.observe()
                 model.advance(i, r.ego.pose[i], float(r.ego.speed[i]), sc.traffic_lights.at(base + i + 1))
-            t5 = time.perf_counter()
+            t5 = time.process_time()
             rows.append({"sim": t1 - t0 - planner, "planner": planner, "metrics": t2 - t1, "controller": t4 - t3,
                          "agents": t5 - t4, "steps": r.num_samples})
     med = {k: float(np.median([r[k] for r in rows])) for k in rows[0]}
