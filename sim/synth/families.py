@@ -190,16 +190,20 @@ def _red_light_stop(world: World, rng: np.random.Generator, plan: ScenePlan) -> 
     def director(w: World) -> None:
         ego = w.ego
         d = arc_to_seg(ego, conn) - ego.length / 2
-        if not state["forced"] and w.t > 5.0 and d < ego.v * ego.v / (2 * b_trigger) + ego.v * 1.0 + 5.0:
+        ours_green = w.signals.status(conn) == TrafficLightStatus.GREEN
+        if not state["forced"] and w.t > 5.0 and d > 0 and (d < ego.v * ego.v / (2 * b_trigger) + ego.v + 5.0
+                                                         or (not ours_green and d < 150.0)):
             state["forced"] = True
             phase = w.town.segments[conn].phase
             cur, stage = w.signals.phase_of(node)
             if cur == phase and stage == "green":
                 w.signals.force_yellow(node)
-            elif cur != phase and stage == "green":
-                w.signals.hold(node, w.t + 12.0)  # keep the crossing traffic's green: ours stays red
-        if state["forced"] and "tag" not in w.events and ego.v < 0.3 and 0 < d < 25.0:
-            _tag(w)
+        if state["forced"] and "tag" not in w.events:
+            cur, stage = w.signals.phase_of(node)
+            if cur != w.town.segments[conn].phase and stage == "green":
+                w.signals.hold(node, w.t + 8.0)  # keep the crossing traffic's green until we have stopped
+            if ego.v < 0.3 and 0 < d < 25.0:
+                _tag(w)
     return director
 
 
@@ -219,12 +223,14 @@ def _start_at_green(world: World, rng: np.random.Generator, plan: ScenePlan) -> 
         d = arc_to_seg(ego, conn) - ego.length / 2
         phase = w.town.segments[conn].phase
         cur, stage = w.signals.phase_of(node)
-        if not state["forced"] and w.t > 5.0 and d < ego.v * ego.v / 3.0 + ego.v + 5.0:
+        ours_green = w.signals.status(conn) == TrafficLightStatus.GREEN
+        if not state["forced"] and w.t > 5.0 and d > 0 and (d < ego.v * ego.v / 3.0 + ego.v + 5.0
+                                                         or (not ours_green and d < 150.0)):
             state["forced"] = True
             if cur == phase and stage == "green":
                 w.signals.force_yellow(node)
-            elif cur != phase and stage == "green":
-                w.signals.hold(node, w.t + 30.0)
+        if state["forced"] and not state["released"] and cur != phase and stage == "green":
+            w.signals.hold(node, w.t + 8.0)  # the crossing traffic keeps its green until we release it
         if state["forced"] and state["stopped"] is None and ego.v < 0.1 and 0 < d < 25.0:
             state["stopped"] = w.t
         if (state["stopped"] is not None and not state["released"] and
@@ -516,7 +522,7 @@ def _occluded_pedestrian(world: World, rng: np.random.Generator, plan: ScenePlan
             world.add_static(spots[i], size, Category.VEHICLE)
     ped = world.add_ped(np.stack([gap_pt, far_pt]), float(rng.uniform(1.2, 1.7)), waits=[(0.0, -1)])
     ped.hold, ped.hidden, ped.unobserved_while_hidden = True, True, True
-    populate(world, rng, density=float(rng.uniform(0.5, 1.0)), keep_clear=((segs[0], -1e9, 1e9),))
+    populate(world, rng, density=float(rng.uniform(0.5, 1.0)), keep_clear=((segs[0], -1e9, 1e9),), parked=False)
     state = {"released": None}
 
     def director(w: World) -> None:
@@ -680,7 +686,7 @@ def _dense_merge(world: World, rng: np.random.Generator, plan: ScenePlan) -> Dir
     merge_s = min((c[1] for c in town.conflicts.get(conn, [])), default=20.0)
     populate(world, rng, density=float(rng.uniform(0.5, 0.9)), keep_clear=tuple((x, -1e9, 1e9) for x in main))
     v_p = float(rng.uniform(7.5, 10.5))
-    gaps = rng.uniform(7.0, 13.0, size=12)
+    gaps = rng.uniform(5.0, 10.0, size=14)
     state = {"spawned": False, "first": -1}
 
     def director(w: World) -> None:
@@ -693,10 +699,10 @@ def _dense_merge(world: World, rng: np.random.Generator, plan: ScenePlan) -> Dir
             for li, lane in enumerate(main):
                 seg = town.segments[lane]
                 dist = v_p * eta + 60.0
-                for m in range(12):
+                for m in range(14):
                     length = float(rng.uniform(4.3, 5.2))
                     s = seg.length + merge_s - dist
-                    dist -= length + float(gaps[m]) * (1.0 if li == len(main) - 1 else 2.0)
+                    dist -= length + float(gaps[m]) * (1.0 if li == len(main) - 1 else 1.6)
                     if s > seg.length - 3.0:
                         break
                     if s > 5.0 and spawn_clear(w, lane, s, 8.0):

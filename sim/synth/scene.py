@@ -62,10 +62,17 @@ def on_segment(veh: Vehicle) -> tuple[int, float]:
 
 def populate(world: World, rng: np.random.Generator, density: float = 1.0,
              keep_clear: tuple[tuple[int, float, float], ...] = (), no_inflow: tuple[int, ...] = (),
-             peds: bool = True) -> None:
-    """Background traffic: vehicles along lanes, inflow at the map edges, a few cyclists, pedestrians on
-    sidewalks and at crosswalks. ``keep_clear``: (lane, s0, s1) stretches left empty at the start."""
+             peds: bool = True, parked: bool = True) -> None:
+    """Background traffic: vehicles along lanes, inflow at the map edges, a few cyclists, parked cars in the
+    parking strip, pedestrians on sidewalks and at crosswalks. ``keep_clear``: (lane, s0, s1) stretches left
+    empty at the start."""
     town = world.town
+    if parked:
+        fill = float(rng.uniform(0.2, 0.6))
+        for spot in town.parking_spots:
+            if rng.random() < fill:
+                size = [float(rng.uniform(4.3, 5.2)), float(rng.uniform(1.8, 2.0)), float(rng.uniform(1.5, 2.0))]
+                world.add_static(spot, size, Category.VEHICLE)
     ego = world.ego
     ego_xy = ego.center_pose()[:2]
     for seg in town.segments:

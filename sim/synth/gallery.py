@@ -1,0 +1,62 @@
+"""One rendered scenario per family (``docs/families/<family>.png``): written to a log, read back, drawn."""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from sim.nuplan_db.filter import ScenarioFilter
+from sim.nuplan_db.reader import list_scenarios, load_scenario
+from sim.nuplan_db.writer import write_log
+from sim.nuplan_map.map_api import MapAPI
+from sim.render import RenderOptions, render_scenario
+from sim.synth.families import FAMILIES
+from sim.synth.generate import generate_log
+from sim.synth.layers import town_layers
+from sim.synth.town import build_town
+from sim.trajectory import Trajectory
+
+#: Seconds after the tag at which the event is easiest to see.
+FOCUS_S = {"lane_follow": 0.0, "following_lead": 0.0, "red_light_stop": 0.0, "start_at_green": 2.0,
+           "left_turn": 2.5, "right_turn": 2.0, "cut_in": 1.5, "hard_braking_lead": 1.5, "stopped_vehicle": 2.5,
+           "construction_zone": 3.5, "occluded_pedestrian": 0.5, "unprotected_left": 0.0,
+           "red_light_runner": 0.5, "dense_merge": 3.0}
+WINDOW = (-3.0, 15.0)  # the scenario window: 3 s before the tag, 15 s long
+
+
+def render_families(out_dir: str | Path, town_seed: int = 0, seed: int = 11,
+                    families: list[str] | None = None) -> list[Path]:
+    """Render one scenario of each family (the tagged agent's path drawn over the 15 s window)."""
+    town = build_town(town_seed)
+    layers = town_layers(town)
+    api = MapAPI.from_layers(layers)
+    out = []
+    for k, name in enumerate(families or list(FAMILIES)):
+        rec, _ = generate_log(name, seed + k, town, layers, f"gallery-{name}", k)
+        with tempfile.TemporaryDirectory() as tmp:
+            db = write_log(rec, Path(tmp) / f"gallery-{name}.db")
+            ref = list_scenarios(db, ScenarioFilter(scenario_types=(FAMILIES[name].tag,)))[0]
+            scenario = load_scenario(ref, offset_s=WINDOW[0], duration_s=WINDOW[1])
+            with sqlite3.connect(db) as con:
+                agent = con.execute("SELECT agent_track_token FROM scenario_tag").fetchone()[0]
+        trajectories = {}
+        tokens = [str(t) for t in scenario.tracks.token]
+        if agent is not None and bytes(agent).hex() in tokens:
+            j = tokens.index(bytes(agent).hex())
+            ok = scenario.tracks.valid[j]
+            if ok.sum() >= 2:
+                trajectories["tagged agent"] = Trajectory(scenario.ego.time_s[ok], scenario.tracks.pose[j, ok])
+        iteration = int(round((-WINDOW[0] + FOCUS_S.get(name, 0.0)) / 0.1))
+        path = Path(out_dir) / f"{name}.png"
+        render_scenario(scenario, api, iteration, path, RenderOptions(radius=45.0, size_px=800),
+                        trajectories=trajectories)
+        out.append(path)
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    paths = render_families(sys.argv[1] if len(sys.argv) > 1 else "docs/families")
+    print("\n".join(str(p) for p in paths))
