@@ -30,6 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+from scipy.linalg import solve_banded
 
 from sim.dynamics.bicycle import wrap_angle
 from sim.errors import DataError
@@ -166,6 +167,32 @@ def fit_curvature_profile(heading_displacements: F64, velocity: F64, dt: float, 
     diag[0] += initial_curvature_penalty
     rhs = w * y
     off = -mu
+    if w.shape[1] <= SMALL_BATCH:
+        kappa = _solve_tridiagonal_lapack(diag, off, rhs)
+    else:
+        kappa = _solve_tridiagonal_sweep(diag, off, rhs)
+    curvature = kappa.T
+    return curvature, np.diff(curvature, axis=1) / dt
+
+
+#: Below this many trajectories LAPACK's banded solver per trajectory beats the sweep vectorized over K.
+SMALL_BATCH = 8
+
+
+def _solve_tridiagonal_lapack(diag: F64, off: float, rhs: F64) -> F64:
+    """Solve the symmetric tridiagonal systems (diagonal ``diag`` (M, K), constant off-diagonal) one per column."""
+    m = diag.shape[0]
+    out = np.empty_like(diag)
+    off_row = np.full(m, off)
+    for k in range(diag.shape[1]):
+        banded = np.stack([off_row, diag[:, k], off_row])  # (upper, main, lower); unused ends are ignored
+        out[:, k] = solve_banded((1, 1), banded, rhs[:, k], check_finite=False)
+    return out
+
+
+def _solve_tridiagonal_sweep(diag: F64, off: float, rhs: F64) -> F64:
+    """Thomas algorithm along axis 0, vectorized over the K columns (fast for large K)."""
+    m = diag.shape[0]
     c_prime = np.empty_like(diag)
     r_prime = np.empty_like(diag)
     c_prime[0] = off / diag[0]
@@ -178,8 +205,7 @@ def fit_curvature_profile(heading_displacements: F64, velocity: F64, dt: float, 
     kappa[-1] = r_prime[-1]
     for k in range(m - 2, -1, -1):
         kappa[k] = r_prime[k] - c_prime[k] * kappa[k + 1]
-    curvature = kappa.T
-    return curvature, np.diff(curvature, axis=1) / dt
+    return kappa
 
 
 def fit_reference(poses: npt.ArrayLike, start_s: npt.ArrayLike, params: LQRParameters = LQR_DEFAULT,
@@ -211,12 +237,13 @@ def reference_from_samples(times_s: npt.ArrayLike, poses: npt.ArrayLike,
     t = np.asarray(times_s, dtype=np.float64)
     if p.ndim != 3 or p.shape[2] != 3:
         raise DataError(None, f"reference poses have shape {p.shape}", "(K, M, 3)")
-    if t.ndim == 1:
+    shared = t.ndim == 1
+    if shared:
         t = np.broadcast_to(t, p.shape[:2])
     if t.shape != p.shape[:2]:
         raise DataError(None, f"reference times have shape {t.shape} for poses {p.shape}", "(M,) or (K, M)")
     relative = t - t[:, :1]
-    if not np.allclose(relative, relative[:1], atol=1e-6):
+    if not shared and not np.allclose(relative, relative[:1], atol=1e-6):
         raise DataError(None, "reference times differ between trajectories beyond an offset",
                         "a shared relative time grid")
     rel = relative[0]
