@@ -63,5 +63,5 @@ def write_rollout_video(scenario: Scenario, map_api: object, rollout: object, pa
     if mp4:
         imageio.mimsave(out, frames, fps=fps, macro_block_size=1)
     else:
-        imageio.mimsave(out, frames, duration=1.0 / fps, loop=0)
+        imageio.mimsave(out, frames, duration=1000.0 / fps, loop=0)  # GIF frame duration is in ms
     return out
