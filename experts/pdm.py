@@ -105,8 +105,10 @@ class PDMExpert(Planner):
         decel_max: float = 3.0,
         exponent: float = 10.0,
         emergency_decel: float = 4.0,
+        emergency_time_s: float = 2.0,
+        max_jerk: float | None = 1.0,
         caution: bool = True,
-        occluder_speed: float = 5.0,
+        occluder_speed: float = 7.0,
         crosswalk_speed: float = 6.0,
         pedestrian_speed: float = 3.0,
         caution_decel: float = 1.5,
@@ -129,6 +131,8 @@ class PDMExpert(Planner):
         self.lookahead_m = float(lookahead_m)
         self.idm = IDMParams(min_gap, headway, accel_max, decel_max, exponent)
         self.emergency_decel = float(emergency_decel)
+        self.emergency_time_s = float(emergency_time_s)
+        self.max_jerk = None if max_jerk is None else float(max_jerk)
         self.caution = bool(caution)
         self.occluder_speed = float(occluder_speed)
         self.crosswalk_speed = float(crosswalk_speed)
@@ -333,7 +337,8 @@ class PDMExpert(Planner):
             return np.stack([np.pad(a, ((0, 0), (0, m - a.shape[-1])), constant_values=fill) for a in arrays])
 
         s, v = unroll_idm(s_ego[props.path], v0, props, pad(combos_s_min, np.inf), pad(combos_s_max, -np.inf),
-                          pad(combos_speed, 0.0), cap_grid, self.steps, self.dt, self.idm)
+                          pad(combos_speed, 0.0), cap_grid, self.steps, self.dt, self.idm,
+                          a0=float(ego.acceleration[0, 0]), max_jerk=self.max_jerk)
         sb, vb = braking_profile(s_ego[0], v0, self.steps, self.emergency_decel, self.dt)
         s = np.concatenate([s, sb[None]])
         v = np.concatenate([v, vb[None]])
@@ -354,12 +359,21 @@ class PDMExpert(Planner):
         head = poses[:, : self.proposal_steps + 1]
         key = np.round(head[:, ::4, :2] * 20.0).reshape(len(head), -1)
         _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        scores_u, safe_u = self._score(head[first], ego, tracks, current_input)
-        scores, safe = scores_u[inverse.ravel()], safe_u[inverse.ravel()]
+        scores_u, coll_u = self._score(head[first], ego, tracks, current_input)
+        scores, collision_time = scores_u[inverse.ravel()], coll_u[inverse.ravel()]
         best = self._choose(scores, kind, lane_target)
-        emergency = not bool(safe.any())
-        if emergency:
-            best = len(scores) - 1
+        emergency = False
+        if np.isinf(collision_time).any():
+            pass  # some proposal is free of at-fault collisions: the scores decide
+        elif collision_time.max() <= self.emergency_time_s:
+            emergency, best = True, len(scores) - 1  # every proposal collides soon: brake hard
+        else:
+            # Every proposal collides, but not soon (constant-velocity forecasts often cry wolf): the one
+            # that collides latest, best score among those.
+            # The braking proposal is kept for real emergencies (it jerks the car).
+            t = collision_time[:-1]
+            late = np.flatnonzero(t >= t.max() - 1e-9)
+            best = int(late[np.argmax(scores[late])])
         self.last_plan = Plan(poses, v, scores, best, kind, target, prop_offset, emergency)
         self.step_times.append(time.perf_counter() - t_start)
         return Trajectory(current_input.time_s + self.dt * np.arange(self.steps + 1), poses[best])
@@ -380,12 +394,13 @@ class PDMExpert(Planner):
         return best_keep
 
     def _score(self, poses: F64, ego: EgoStates, tracks: Tracks, current_input: PlannerInput
-               ) -> tuple[F64, npt.NDArray[np.bool_]]:
+               ) -> tuple[F64, F64]:
         """Simulate ``poses`` ``(K, T+1, 3)`` (first pose = now) and score them with the shared scorer.
 
-        Returns the PDM score ``(K,)`` and whether each proposal is free of at-fault collisions ``(K,)``.
+        Returns the PDM score ``(K,)`` and the time of each proposal's first at-fault collision ``(K,)`` (s
+        from now, inf if none).
         """
-        from sim.metrics.pdm_score import NC, build_scoring_world, score_trajectories
+        from sim.metrics.pdm_score import build_scoring_world, score_trajectories
 
         rollout = simulate_trajectories(ego, poses, self.dt, reference_includes_current=True)
         world = build_scoring_world(self._map, self._route, ego, tracks, current_input.traffic_lights,
@@ -394,4 +409,4 @@ class PDMExpert(Planner):
         self.timings: dict[str, float] = {}
         result = score_trajectories(rollout, world, timings=self.timings)
         self.last_scores = result
-        return result.pdm_score, result.scores[:, NC] >= 1.0
+        return result.pdm_score, np.asarray(result.collision_time_s, np.float64)

@@ -179,8 +179,14 @@ def unroll_idm(
     dt: float = 0.1,
     params: IDMParams = IDM_DEFAULT,
     front_length: float = PACIFICA.front_length,
+    a0: float = 0.0,
+    max_jerk: float | None = None,
 ) -> tuple[F64, F64]:
     """Progress ``(K, num_steps+1)`` (m along each proposal's path) and speed ``(K, num_steps+1)``.
+
+    ``a0``: ego's current acceleration; ``max_jerk`` (m/s³, None: unlimited as PDM-Closed) limits how fast the
+    commanded acceleration may change from ``a0`` on, so that switching proposals does not jerk the car
+    (nuPlan's comfort bound on longitudinal jerk is 4.13 m/s³).
 
     ``s0``: ``(K,)`` start arc of ego's rear axle on each proposal's path. ``s_min``/``s_max``: ``(C, J, M)``
     obstacle extents per (path, offset) combo; ``speed``: ``(C, J, M)``. ``caps``: ``(B, G)`` speed cap per
@@ -202,6 +208,8 @@ def unroll_idm(
     s0_gap, headway, a_max, b_max, delta = (params.min_gap, params.headway, params.accel_max, params.decel_max,
                                             params.exponent)
     lead_s = lead_v = None
+    acc = np.full(k, float(np.clip(a0, -params.decel_max, params.accel_max)))
+    da = np.inf if max_jerk is None else max_jerk * dt
     # Tight loop: ~20 small ufunc calls per step on (K,) arrays; the leader search every FORECAST_STEPS.
     for i in range(num_steps):
         si, vi = s[i], v[i]
@@ -216,7 +224,11 @@ def unroll_idm(
         gap = np.maximum(lead_s - si, s0_gap)
         s_star = np.maximum(s0_gap + vi * (headway + (vi - lead_v) / sqrt_ab), 0.0)
         accel = a_max * (1.0 - (vi / vt) ** delta - (s_star / gap) ** 2)
-        v_next = np.maximum(vi + dt * np.minimum(np.maximum(accel, -b_max), a_max), 0.0)
+        accel = np.minimum(np.maximum(accel, -b_max), a_max)
+        if da != np.inf:
+            accel = np.minimum(np.maximum(accel, acc - da), acc + da)
+            acc = np.where(vi <= 0.0, 0.0, accel)  # at rest the command restarts from 0
+        v_next = np.maximum(vi + dt * accel, 0.0)
         v[i + 1] = v_next
         s[i + 1] = si + dt * v_next
     return s.T.copy(), v.T.copy()
