@@ -16,8 +16,15 @@ One step (10 Hz), after tuplan_garage's PDM-Closed (see ../shared/reference/plan
    (15 m/s without one), plus an emergency-braking proposal;
 6. the first ``proposal_horizon_s`` of every proposal simulated in one batch by the LQR + bicycle controller
    (:func:`sim.dynamics.controller.simulate_trajectories`), scored by :func:`experts.scorer.score`;
-7. the best proposal wins; a lane change must beat the best lane-keeping proposal by ``lane_change_margin``;
-   if no proposal avoids an at-fault collision, the braking proposal is returned.
+7. the best proposal wins; a lane change must beat the best lane-keeping proposal by ``lane_change_margin``.
+   If every proposal has an at-fault collision: within ``emergency_time_s`` the braking proposal is returned
+   (PDM-Closed's emergency brake), later the proposal that collides last (constant-velocity forecasts are
+   often wrong that far ahead).
+
+Differences from PDM-Closed, for comfort and our corner cases: the IDM command is jerk-limited from ego's
+current acceleration (``max_jerk``; switching proposals otherwise jerks the car beyond nuPlan's 4.13 m/s³),
+lane changes, caution speed caps, a larger stopping gap behind stationary objects (room to pass them), the
+centerline rebuilt whenever ego leaves the cached lane sequence (PDM-Closed builds it once per scenario).
 """
 
 from __future__ import annotations
