@@ -145,8 +145,8 @@ def check_maps(rep: Report, maps_root: Path, map_version: str, dp: Any | None) -
         rep.add("PASS", "maps/index", f"{sorted(index)} -> versions {[index[k]['version'] for k in sorted(index)]}")
     extra = sorted(set(index) - set(DEVKIT_LOCATIONS))
     if extra:
-        rep.add("WARN", "maps/index", f"locations {extra} are not nuPlan's: devkit can open them only through "
-                "get_maps_api(...) by name, scenario map names come from log.map_version")
+        rep.add("INFO", "maps/index", f"locations {extra} are not nuPlan's; devkit opens them by name "
+                "(scenarios take the map name from log.map_version)")
 
     from nuplan.common.maps.nuplan_map.map_factory import get_maps_api, get_maps_db
 
@@ -419,6 +419,7 @@ def check_scenario(rep: Report, sc: Any, maps_root: Path, dp: Any | None, future
         known = [r for r in route if sc.map_api.get_map_object(r, L.ROADBLOCK) is not None
                  or sc.map_api.get_map_object(r, L.ROADBLOCK_CONNECTOR) is not None]
         holder["route_unknown"] = len(route) - len(known)
+        holder["route_len"] = len(route)
         return (f"route {len(route)} roadblocks ({len(known)} on the map), goal "
                 f"{None if goal is None else (round(goal.x, 1), round(goal.y, 1))}, expert goal "
                 f"({expert.x:.1f}, {expert.y:.1f})")
@@ -472,6 +473,9 @@ def check_scenario(rep: Report, sc: Any, maps_root: Path, dp: Any | None, future
     if rep.check(f"{name}/past_future", horizons) and holder["fut_last"] < holder["fut_want"]:
         rep.add("WARN", f"{name}/past_future", f"only {holder['fut_last']} of {holder['fut_want']} future states "
                 "after the last iteration (the log ends too soon after this scenario)")
+    if holder.get("route_len", 2) < 2:
+        rep.add("WARN", f"{name}/mission", f"route has {holder['route_len']} roadblock(s): devkit's IDMPlanner "
+                "asserts >= 2 (`_route_roadblocks should have at least 2 elements!`)")
     if holder.get("route_unknown"):
         rep.add("WARN", f"{name}/mission", f"{holder['route_unknown']} route roadblock ids are not on the map")
 

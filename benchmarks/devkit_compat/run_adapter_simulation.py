@@ -90,6 +90,25 @@ def simulate(scenario: Any, planner: Any, metrics: list) -> tuple[float, dict[st
     return score, parts, wall, len(sim.history)
 
 
+def simulate_in_distiplan(scenario: Any, planner: Any, maps_root: Path) -> tuple[float, dict[str, float], float]:
+    """The same scenario in distiplan's own closed loop (log-replay agents, two-stage controller) and metrics."""
+    from sim.metrics.aggregate import scenario_score
+    from sim.nuplan_db.reader import load_scenario
+    from sim.nuplan_map.loader import load_map
+    from sim.runner.scoring import CLS_NR, score_rollout
+    from sim.runner.simulation import run_scenario
+
+    sc = load_scenario((scenario._log_file, scenario.token))
+    map_api = load_map(maps_root, sc.map_location)
+    t0 = time.perf_counter()
+    rollout = run_scenario(sc, map_api, planner, agents="log_replay", ego_controller="two_stage")
+    wall = time.perf_counter() - t0
+    if rollout.status != "ok":
+        raise RuntimeError(f"distiplan rollout {rollout.status}")
+    values = score_rollout(rollout, sc, map_api, CLS_NR)
+    return scenario_score(values, CLS_NR), values, wall
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--db", action="append", required=True)
@@ -98,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--distiplan", required=True, help="path of the distiplan checkout (for the adapter)")
     ap.add_argument("--planners", nargs="*", default=["idm", "constant_velocity", "pdm"])
     ap.add_argument("--max-scenarios", type=int, default=4)
+    ap.add_argument("--no-distiplan-loop", action="store_true",
+                    help="skip running the same planners in distiplan's own simulator for comparison")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message="invalid value encountered in cast", category=RuntimeWarning)
     sys.path.insert(0, str(Path(args.distiplan).resolve()))
@@ -156,6 +177,17 @@ def main(argv: list[str] | None = None) -> int:
                                                              planned_trajectory_samples=16,
                                                              planned_trajectory_sample_interval=0.5,
                                                              occupancy_map_radius=40)))
+        if not args.no_distiplan_loop:
+            for n in args.planners:
+                label = f"distiplan-loop.{n}"
+                try:
+                    score, parts, wall = simulate_in_distiplan(sc, distiplan_planner(n), args.maps_root)
+                    short = {k[:12]: round(v, 2) for k, v in parts.items() if k in MULTIPLIERS or k in WEIGHTED}
+                    print(f"OK    {sc.scenario_type:28s} {sc.token} {label:28s} CLS {score:.3f}  "
+                          f"{wall:.1f} s  {short}", flush=True)
+                except Exception as err:  # noqa: BLE001
+                    failures += 1
+                    print(f"FAIL  {sc.scenario_type:28s} {sc.token} {label:28s} {type(err).__name__}: {err}")
         for label, make in runs:
             try:
                 score, parts, wall, steps = simulate(sc, make(), metrics)
