@@ -483,3 +483,36 @@ def read_manifest(cache_dir: str | Path) -> dict[str, np.ndarray]:
         raise DataError(path, "label cache has no manifest", "a cache written by `distiplan label`")
     t = pq.read_table(path)
     return {name: t.column(name).to_numpy(zero_copy_only=False) for name in t.column_names}
+
+
+class LabelCache:
+    """Read access to a finished label cache: ``len(cache)`` samples, ``cache[i]`` one sample's arrays (see
+    :func:`label_sample`), in manifest order (shard, row). Shards are loaded lazily, the last few kept.
+
+    ``cache.config`` is the cache's ``config.json`` (vocabulary file, rules, sampling, ...).
+    """
+
+    def __init__(self, cache_dir: str | Path, keep_shards: int = 2) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.manifest = read_manifest(self.cache_dir)
+        self.config = json.loads((self.cache_dir / "config.json").read_text())
+        self._keep = max(int(keep_shards), 1)
+        self._shards: dict[int, dict[str, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.manifest["token"])
+
+    def vocabulary(self) -> Vocabulary:
+        return Vocabulary.load(self.config["vocabulary_file"])
+
+    def shard(self, shard: int) -> dict[str, np.ndarray]:
+        if shard not in self._shards:
+            if len(self._shards) >= self._keep:
+                self._shards.pop(next(iter(self._shards)))
+            self._shards[shard] = load_shard(shard_path(self.cache_dir, shard))
+        return self._shards[shard]
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sample {i} of a label cache with {len(self)} samples")
+        return sample_from_shard(self.shard(int(self.manifest["shard"][i])), int(self.manifest["row"][i]))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from experts.labeler import (
+    LabelCache,
     LabelConfig,
     _write_npz_atomic,
     load_shard,
@@ -87,6 +88,10 @@ def test_label_cache_and_manifest(tiny_dataset, tmp_path: Path) -> None:
         assert data["agent_offsets"][-1] == len(data["agent_pose"])
         # some vocabulary trajectory is fully acceptable in every sample (the teacher has a good answer)
         assert np.all(data["pdm_score"].astype(np.float32).max(1) > 0.5)
+    cache_reader = LabelCache(cache)
+    assert len(cache_reader) == report.num_samples and len(cache_reader.vocabulary()) == VOCAB.size
+    last = cache_reader[-1]
+    assert str(last["token"]) == manifest["token"][-1] and last["scores"].shape == (VOCAB.size, len(RULES))
     # a second run with the same config does nothing and changes nothing
     before = {p.name: p.read_bytes() for p in (cache / "shards").glob("*.npz")}
     again = run_labeling(config(tiny_dataset, tmp_path))
