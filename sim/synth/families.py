@@ -572,8 +572,8 @@ def _unprotected_left(world: World, rng: np.random.Generator, plan: ScenePlan) -
     oncoming = lanes(town, "arterial-curve", False)
     populate(world, rng, density=float(rng.uniform(0.5, 0.9)),
              keep_clear=((segs[0], -1e9, 1e9),) + tuple((lane, -1e9, 1e9) for lane in oncoming))
-    n = int(rng.integers(3, 6))
-    headways = rng.uniform(2.0, 3.2, size=n)
+    n = int(rng.integers(2, 5))
+    headways = rng.uniform(2.0, 3.0, size=n)
     lanes_of = rng.integers(0, len(oncoming), size=n)
     state = {"spawned": False, "first": -1}
 
@@ -599,7 +599,7 @@ def _unprotected_left(world: World, rng: np.random.Generator, plan: ScenePlan) -
                 veh = w.add_vehicle(lane_path(town, lane), s, v_o, params)
                 if state["first"] < 0:
                     state["first"] = veh.track
-        if state["spawned"] and "tag" not in w.events and d < 12.0:
+        if state["spawned"] and "tag" not in w.events and ego.seg() == conn:
             _tag(w, state["first"])
     return director
 

@@ -52,7 +52,20 @@ def render_families(out_dir: str | Path, town_seed: int = 0, seed: int = 11,
         render_scenario(scenario, api, iteration, path, RenderOptions(radius=45.0, size_px=800),
                         trajectories=trajectories)
         out.append(path)
+    _write_index(Path(out_dir), families or list(FAMILIES))
     return out
+
+
+def _write_index(out_dir: Path, names: list[str]) -> None:
+    """``README.md`` next to the images: one line per family with its nuPlan scenario type."""
+    lines = ["# Scenario families of the synthetic generator", "",
+             "One rendered scenario per family (`python -m sim.synth.gallery docs/families`). The ego is blue, its",
+             "logged future the dashed green line, the tagged agent's path over the 15 s window the brown line.", "",
+             "| family | scenario_tag type | corner case | what happens |", "|---|---|---|---|"]
+    for name in names:
+        f = FAMILIES[name]
+        lines.append(f"| [{name}]({name}.png) | `{f.tag}` | {'yes' if f.corner else 'no'} | {f.description} |")
+    (out_dir / "README.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

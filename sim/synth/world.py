@@ -153,7 +153,7 @@ class DriverParams:
     yield_courtesy: float = 0.0
 
 
-EGO_PARAMS = DriverParams(speed_factor=0.97, a_max=1.4, b_comf=2.0, b_max=3.9, jerk=2.8, headway=1.7, s0=3.0,
+EGO_PARAMS = DriverParams(speed_factor=0.97, a_max=1.4, b_comf=2.0, b_max=3.6, jerk=2.8, headway=1.7, s0=3.0,
                           a_lat=2.0, yaw_rate=0.5, gap_accept=5.0)
 
 
@@ -568,12 +568,12 @@ class World:
                     if d_j < d_i:
                         gap = (d_i - d_j) - half - other.length / 2
                         out.append(Target(gap, self._speed_along(other, veh), who=vid,
-                                          s0=8.0 if other.static else None))
+                                          s0=10.0 if other.static else None))
                 # Static objects blocking this lane (stop well back: room to steer around them).
                 for i, s_on in self._static_by_seg.get(seg, ()):
                     gap = d_i + s_on - half - self.statics[i].size[0] / 2
                     if gap > -half:
-                        out.append(Target(gap, 0.0, who=-2 - i, s0=8.0))
+                        out.append(Target(gap, 0.0, who=-2 - i, s0=10.0))
             # Signals: stop before a signalled connector that is red (or yellow when we can still stop).
             if sobj.phase >= 0 and d_i > 0 and not veh.params.ignore_lights:
                 status = self.signals.status(seg)
@@ -768,9 +768,9 @@ class World:
             s_on = veh.sc - veh.path.seg_start[k0]
             if not self._gap_ok(veh, nb, s_on):
                 continue
-            length = float(np.clip(3.0 * veh.v + 8.0, 12.0, 45.0))
-            if 0.65 * length > gap - 0.5:
-                continue  # not enough room to get around it: slow down / wait first
+            length = float(np.clip(3.0 * veh.v + 8.0, 14.0, 45.0))
+            if 0.75 * length > min(gap, self._lead_gap(veh, int(veh.path.segs[k0]))) - 0.5:
+                continue  # not enough room to steer out (blocker or a queued car ahead): slow down / wait
             self.start_lane_change(veh, segs, side, length)
             return
 
@@ -789,6 +789,19 @@ class World:
             d = -d_j - s_on - half - other.length / 2
             if other.static and vid != veh.vid and -other.length - veh.length < d < 60.0 + extra:
                 best = d if best is None else min(best, d)
+        return best
+
+    def _lead_gap(self, veh: Vehicle, lane: int) -> float:
+        """Bumper gap to the nearest vehicle ahead of ``veh`` on ``lane`` (its current lane); inf if none."""
+        k0 = veh.path.seg_index(veh.sc)
+        s_on = veh.sc - veh.path.seg_start[k0]
+        best = np.inf
+        for vid, d_j, _ in self._approach.get(lane, ()):
+            if vid == veh.vid:
+                continue
+            rel = -d_j - s_on
+            if rel > 0:
+                best = min(best, rel - (veh.length + self.vehicles[vid].length) / 2)
         return best
 
     def _gap_ok(self, veh: Vehicle, lane: int, s_on: float) -> bool:
