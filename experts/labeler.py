@@ -260,7 +260,7 @@ def sample_from_shard(shard: dict[str, np.ndarray], row: int) -> dict[str, np.nd
     ragged = {k: g for g, keys in RAGGED.items() for k in keys}
     out = {}
     for key, arr in shard.items():
-        if key.endswith("_offsets") or key.startswith("failed_"):
+        if key.endswith("_offsets") or key.startswith(("failed_", "shard_")):  # shard-level arrays
             continue
         if key in ragged:
             off = shard[f"{ragged[key]}_offsets"]
