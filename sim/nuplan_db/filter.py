@@ -50,6 +50,13 @@ stopping_with_lead traversing_crosswalk traversing_intersection traversing_narro
 traversing_traffic_light_intersection waiting_for_pedestrian_to_cross
 """
 MAPPED_SCENARIO_TYPES = frozenset(_MAPPED_TYPES_TEXT.split())
+#: distiplan's corner-case families (``corner_cut_in``, ...) extend nuPlan's mapping with the same 15 s / -3 s
+#: window. With nuplan-devkit, add them to its ``scenario_mapping`` to get the same scenarios.
+CORNER_TYPE_PREFIX = "corner_"
+
+
+def is_mapped_type(scenario_type: str) -> bool:
+    return scenario_type in MAPPED_SCENARIO_TYPES or scenario_type.startswith(CORNER_TYPE_PREFIX)
 
 
 def extraction_window(scenario_type: str, expand_scenarios: bool = False) -> tuple[float, float]:
@@ -57,7 +64,7 @@ def extraction_window(scenario_type: str, expand_scenarios: bool = False) -> tup
     ``ScenarioExtractionInfo``); ``expand_scenarios`` gives single-sample scenarios ``(0, 0)``."""
     if expand_scenarios:
         return 0.0, 0.0
-    if scenario_type in MAPPED_SCENARIO_TYPES:
+    if is_mapped_type(scenario_type):
         return MAPPED_OFFSET_S, MAPPED_DURATION_S
     return DEFAULT_OFFSET_S, DEFAULT_DURATION_S
 

@@ -188,7 +188,7 @@ class MapAPI:
             self._rb_key.setdefault(int(rb), i)
         order = np.argsort(self.seg_roadblock_id, kind="stable")
         keys, starts = np.unique(self.seg_roadblock_id[order], return_index=True)
-        groups = np.split(order, starts[1:])
+        groups = np.split(order, starts[1:]) if len(order) else []
         self._rb_segments = {int(rb): np.zeros(0, np.int64) for rb in self.rb_id}
         self._rb_segments.update({int(k): g.astype(np.int64) for k, g in zip(keys, groups, strict=True)})
         self._rb_succ: dict[int, tuple[int, ...]] = {}
@@ -215,7 +215,8 @@ class MapAPI:
         self.drivable_area = shapely.union_all(np.array(parts, dtype=object))
         shapely.prepare(self.drivable_area)
         all_geoms = np.concatenate([self.seg_polygon, np.array(parts, dtype=object)])
-        self.bounds: F64 = np.asarray(shapely.total_bounds(all_geoms), np.float64)
+        self.bounds: F64 = (np.asarray(shapely.total_bounds(all_geoms), np.float64) if len(all_geoms)
+                            else np.full(4, np.nan))  # an empty map (e.g. a devkit placeholder location)
 
     # ------------------------------------------------------------------ segments
     def baseline(self, s: int) -> F64:

@@ -45,3 +45,12 @@ def test_point_queries(town: MapAPI) -> None:
     assert town.in_layer("crosswalks", np.array([[46.0, 0.0], [0.0, 0.0]])).tolist() == [0, -1]
     assert town.nearest_segment(np.array([10.0, 0.2, 0.0])) == town.segment_index(1, False)
     assert town.nearest_segment(np.array([10.0, -0.2, 0.0])) == town.segment_index(2, False)
+
+
+def test_empty_map_compiles() -> None:
+    from sim.nuplan_map.gpkg import empty_table
+    from sim.nuplan_map.layers import LAYER_SCHEMA, MapLayers
+
+    empty = MapAPI.from_layers(MapLayers("x", "1", "epsg:32611", {n: empty_table(n) for n in LAYER_SCHEMA}))
+    assert len(empty.seg_id) == 0 and len(empty.rb_id) == 0
+    assert not empty.is_drivable(np.zeros((1, 2)))[0]
