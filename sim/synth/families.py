@@ -460,9 +460,19 @@ def _turn_setup(turn: str) -> Callable[[World, np.random.Generator, ScenePlan], 
         conn = next(i for i in segs if world.town.segments[i].turn == turn)
         populate(world, rng, density=float(rng.uniform(0.6, 1.2)), keep_clear=((segs[0], -1e9, 1e9),))
 
+        h0 = float(world.town.segments[conn].heading[0])
+        state = {"start": None}
+
         def director(w: World) -> None:
-            if "tag" not in w.events and w.ego.seg() == conn:
-                _tag(w)
+            # "starting" the turn: tagged when the heading has begun to change; placed (afterwards) at most
+            # 4 s before the ego is half-way round, so that the turn is completed inside the window.
+            if "tag" in w.events or w.ego.seg() != conn:
+                return
+            dh = abs(np.angle(np.exp(1j * (w.ego.center_pose()[2] - h0))))
+            if state["start"] is None and dh > 0.12:
+                state["start"] = w.t
+            if state["start"] is not None and dh > 0.8:
+                _tag(w, delay=-round(w.t - max(state["start"], w.t - 4.0), 1))
         return director
     return setup
 
@@ -575,7 +585,8 @@ def _unprotected_left(world: World, rng: np.random.Generator, plan: ScenePlan) -
     n = int(rng.integers(2, 5))
     headways = rng.uniform(2.0, 3.0, size=n)
     lanes_of = rng.integers(0, len(oncoming), size=n)
-    state = {"spawned": False, "first": -1}
+    state = {"spawned": False, "first": -1, "entered": None}
+    h0 = float(town.segments[conn].heading[0])
 
     def director(w: World) -> None:
         ego = w.ego
@@ -599,8 +610,12 @@ def _unprotected_left(world: World, rng: np.random.Generator, plan: ScenePlan) -
                 veh = w.add_vehicle(lane_path(town, lane), s, v_o, params)
                 if state["first"] < 0:
                     state["first"] = veh.track
-        if state["spawned"] and "tag" not in w.events and ego.seg() == conn:
-            _tag(w, state["first"])
+        if state["spawned"] and state["entered"] is None and ego.seg() == conn:
+            state["entered"] = w.t
+        # Tag when the ego is half-way round, placed up to 7 s back (the wait for a gap falls in the window).
+        if state["entered"] is not None and "tag" not in w.events and \
+                abs(np.angle(np.exp(1j * (ego.center_pose()[2] - h0)))) > 0.8:
+            _tag(w, state["first"], delay=-round(min(7.0, w.t - state["entered"]), 1))
     return director
 
 

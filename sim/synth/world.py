@@ -586,7 +586,7 @@ class World:
                     if need < 3.0 or t_reach > self.signals.remaining(seg) - 0.3:
                         out.append(Target(gap, 0.0, stop=True, who=-100))
             # Conflicts with other connectors at the node.
-            if sobj.is_connector and not veh.params.ignore_others and not lite:
+            if sobj.is_connector and not veh.params.ignore_others:
                 for c2, s_self, s_other, kind in town.conflicts.get(seg, ()):
                     tgt = self._conflict(veh, seg, d_i + s_self, c2, s_other, kind)
                     if tgt is not None:
@@ -617,53 +617,56 @@ class World:
             other = self.vehicles[vid]
             dist_j = d_j + s_other
             clear = other.length / 2 + veh.width / 2 + 1.0
-            if dist_j < -clear or dist_i < -(half + other.width / 2 + 1.0):
-                continue  # one of us is past the conflict point
             oseg = town.segments[c2]
             if kind == 1:  # converging paths: zipper, the lower-priority path yields
                 main = me.priority >= oseg.priority
-                if dist_j < dist_i:  # it is ahead of us at the converging point: follow it
-                    if main and dist_i - dist_j < 2.0:
-                        continue  # side by side with a merging vehicle: it yields to us
+                if dist_j < dist_i:  # it is ahead of us along the converging lanes: follow it
+                    if main and dist_i - dist_j < 2.0 and dist_j > 0.0:
+                        continue  # side by side before the converging point: the merging vehicle yields
                     gap = dist_i - dist_j - half - other.length / 2
                     tgt = Target(gap, self._speed_along(other, veh), who=vid)
                 else:  # it is behind us: a merging vehicle waits unless the gap is large enough
-                    if main:
+                    if main or dist_i < 0.0:
                         continue
                     spacing = dist_j - dist_i - half - other.length / 2
                     need = 4.0 + other.v * 1.0 + max(0.0, other.v - veh.v) * 1.0
                     if spacing >= need or other.v < 0.5:
                         continue  # enough room, or it stands still to let us in
                     tgt = Target(dist_i - half - 3.0, 0.0, stop=True, who=vid)
+                if best is None or tgt.gap < best.gap:
+                    best = tgt
+                continue
+            if dist_j < -clear or dist_i < -(half + other.width / 2 + 1.0):
+                continue  # one of us is past the crossing point
+            # Crossing paths: the lower-priority path (or the later arrival) waits before the crossing point.
+            in_zone = abs(dist_j) < clear
+            t_j = dist_j / max(other.v, 0.5)
+            committed_me = dist_i < half + 1.0 and veh.v > 1.0
+            st_other = self.signals.status(c2)
+            other_runs = (st_other == TrafficLightStatus.RED and d_j > 0 and
+                          other.v * other.v / (2 * max(d_j - other.length / 2, 0.1)) > 3.0)
+            if d_j > 0 and st_other == TrafficLightStatus.RED and not other_runs:
+                continue  # it will stop at its line
+            if in_zone:
+                yield_ = True
+            elif other.v < 0.3:
+                yield_ = False  # standing outside the conflict area: no threat until it moves
+            elif committed_me:
+                yield_ = False
+            elif other_runs or d_j <= 0:
+                t_i = max(dist_i, 0.0) / max(veh.v, 1.0)
+                yield_ = t_j < t_i + 3.0
+            elif me.priority < oseg.priority:
+                yield_ = t_j < veh.params.gap_accept
+            elif me.priority > oseg.priority:
+                yield_ = False
             else:
-                in_zone = abs(dist_j) < clear
-                t_j = dist_j / max(other.v, 0.5)
-                committed_me = dist_i < half + 1.0 and veh.v > 1.0
-                st_other = self.signals.status(c2)
-                other_runs = (st_other == TrafficLightStatus.RED and d_j > 0 and
-                              other.v * other.v / (2 * max(d_j - other.length / 2, 0.1)) > 3.0)
-                if d_j > 0 and st_other == TrafficLightStatus.RED and not other_runs:
-                    continue  # it will stop at its line
-                if in_zone:
-                    yield_ = True
-                elif other.v < 0.3:
-                    yield_ = False  # standing outside the conflict area: no threat until it moves
-                elif committed_me:
-                    yield_ = False
-                elif other_runs or d_j <= 0:
-                    t_i = max(dist_i, 0.0) / max(veh.v, 1.0)
-                    yield_ = t_j < t_i + 3.0
-                elif me.priority < oseg.priority:
-                    yield_ = t_j < veh.params.gap_accept
-                elif me.priority > oseg.priority:
-                    yield_ = False
-                else:
-                    yield_ = t_j < dist_i / max(veh.v, 0.5)
-                if not yield_:
-                    continue
-                tgt = Target(dist_i - half - other.width / 2 - 1.5, 0.0, stop=True, who=vid)
-                if tgt.gap < -1.0 and not in_zone:
-                    continue  # already inside the conflict area: clear it
+                yield_ = t_j < dist_i / max(veh.v, 0.5)
+            if not yield_:
+                continue
+            tgt = Target(dist_i - half - other.width / 2 - 1.5, 0.0, stop=True, who=vid)
+            if tgt.gap < -1.0 and not in_zone:
+                continue  # already inside the conflict area: clear it
             if best is None or tgt.gap < best.gap:
                 best = tgt
         return best

@@ -197,3 +197,20 @@ def test_same_seed_same_bytes(tiny_dataset: Path, manifest: dict, tmp_path: Path
     write_gpkg(town_layers(town), tmp_path / "map.gpkg")
     original = gpkg_path(tiny_dataset / "maps", town.location, "1.0.0")
     assert (tmp_path / "map.gpkg").read_bytes() == original.read_bytes()
+
+
+def test_background_traffic_does_not_crash(scenarios: list) -> None:
+    """Agents (vehicles, cyclists, pedestrians) never overlap one another in the logged scenarios."""
+    from sim.geometry import box_corners, boxes_overlap
+
+    bad = []
+    for entry, view, _ in scenarios:
+        tr = view.tracks
+        movers = np.flatnonzero(np.isin(tr.category, [0, 1, 2]))
+        corners = box_corners(np.nan_to_num(tr.pose[movers]), tr.size[movers, None, 0], tr.size[movers, None, 1])
+        for a in range(len(movers)):
+            for b in range(a + 1, len(movers)):
+                both = tr.valid[movers[a]] & tr.valid[movers[b]]
+                if both.any() and boxes_overlap(corners[a][both], corners[b][both]).any():
+                    bad.append((entry["log_name"], str(tr.token[movers[a]]), str(tr.token[movers[b]])))
+    assert not bad, bad
