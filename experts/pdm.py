@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from experts.proposals import (
+    Forecast,
     IDMParams,
     PathObstacles,
     ProposalSet,
@@ -100,6 +101,9 @@ class PDMExpert(Planner):
         lane_change_margin: float = 0.1,
         lane_change_duration_s: float = 3.0,
         lane_change_bias: float = 0.6,
+        pass_lookahead: float = 80.0,
+        pass_speed: float = 2.0,
+        prune_offsets: bool = True,
         stopped_extra_gap: float = 5.0,
         proposal_horizon_s: float = 4.0,
         horizon_s: float = 8.0,
@@ -130,6 +134,9 @@ class PDMExpert(Planner):
         self.lane_change_margin = float(lane_change_margin)
         self.lane_change_duration_s = float(lane_change_duration_s)
         self.lane_change_bias = float(lane_change_bias)
+        self.pass_lookahead = float(pass_lookahead)
+        self.pass_speed = float(pass_speed)
+        self.prune_offsets = bool(prune_offsets)
         self.stopped_extra_gap = float(stopped_extra_gap)
         self.proposal_steps = int(round(proposal_horizon_s / interval_s))
         self.steps = int(round(horizon_s / interval_s))
@@ -180,9 +187,22 @@ class PDMExpert(Planner):
         self._lanes[start] = (seq, path)
         return path
 
-    def _paths(self, pose: F64, speed: float, lights: dict[int, int]) -> tuple[list[Path], list[int], F64, list[int]]:
+    def _blocked(self, main: Path, s_ego: float, fc: Forecast, ignore: npt.NDArray[np.bool_]) -> bool:
+        """Whether a (nearly) stationary object stands in ego's lane within ``pass_lookahead`` metres."""
+        n = len(fc.speed)
+        if n == 0:
+            return False
+        obs = path_obstacles(main, np.zeros(1), fc, np.zeros(0), ignore)
+        lo, hi = obs.s_min[0, 0, :n], obs.s_max[0, 0, :n]
+        return bool(((hi > s_ego) & (lo < s_ego + self.pass_lookahead) & (fc.speed < self.pass_speed)).any())
+
+    def _paths(self, pose: F64, speed: float, lights: dict[int, int], fc: Forecast,
+               ignore: npt.NDArray[np.bool_]) -> tuple[list[Path], list[int], F64, list[int]]:
         """Trimmed base paths (main lane first, then lane changes), their kinds, ego's arc on each and the
-        target lane (segment) of each lane change (-1 for the main path)."""
+        target lane (segment) of each lane change (-1 for the main path).
+
+        Lane changes are proposed only while a stationary object blocks ego's lane ahead (or a change is under
+        way): they exist to pass blockers, and every proposal costs simulation and scoring time."""
         start = starting_segment(self._map, pose, self._on_route)
         full = self._lane_path(start)
         s_full = float(full.project(pose[None, :2])[0][0])
@@ -200,7 +220,8 @@ class PDMExpert(Planner):
         # No lane change toward a red light on ego's lane: the stop is for the light, not for a blocker.
         red_ahead = self._red_light_arcs(main, s_on[0], lights)
         red_near = bool(len(red_ahead)) and float(red_ahead.min()) < s_on[0] + 60.0
-        if self.lane_changes and not self._map.seg_is_connector[start] and not red_near:
+        want = self.lane_changes and not self._map.seg_is_connector[start] and not red_near
+        if want and (self._lc_target >= 0 or self._blocked(main, s_on[0], fc, ignore)):
             # A lane change starts where ego is now (its lateral offset from the lane centre), not on the centre.
             here = offset_path(main, float(lat_main[0]))
             for nb in (self._map.seg_left[start], self._map.seg_right[start]):
@@ -285,8 +306,6 @@ class PDMExpert(Planner):
         ego = current_input.current_ego
         pose = ego.pose[0]
         v0 = float(ego.velocity[0, 0])
-        paths, kinds, s_ego, lane_targets = self._paths(pose, v0, current_input.traffic_lights)
-
         tracks = current_input.current_observation.tracks
         if len(tracks):
             d = np.hypot(tracks.pose[:, -1, 0] - pose[0], tracks.pose[:, -1, 1] - pose[1])
@@ -296,6 +315,7 @@ class PDMExpert(Planner):
         # Objects ego already overlaps are ignored (PDM-Closed does the same), or the expert would freeze.
         ego_box = box_corners(ego.center()[0], PACIFICA.length, PACIFICA.width)
         ignore = boxes_overlap(ego_box[None], fc.corners) if len(tracks) else np.zeros(0, bool)
+        paths, kinds, s_ego, lane_targets = self._paths(pose, v0, current_input.traffic_lights, fc, ignore)
 
         # Obstacles per (path, offset) combo, caps per path.
         offsets_per_path = [self.lateral_offsets if k == 0 else (0.0,) for k in kinds]
@@ -307,7 +327,12 @@ class PDMExpert(Planner):
             red = self._red_light_arcs(path, s_front, current_input.traffic_lights)
             obs: PathObstacles = path_obstacles(path, np.asarray(offsets_per_path[b]), fc, red, ignore,
                                                 stopped_extra_gap=self.stopped_extra_gap)
-            for d_i, off in enumerate(offsets_per_path[b]):
+            offs = offsets_per_path[b]
+            center = offs.index(0.0) if 0.0 in offs else -1
+            for d_i, off in enumerate(offs):
+                if (self.prune_offsets and center >= 0 and d_i != center
+                        and np.array_equal(obs.s_min[d_i], obs.s_min[center])):
+                    continue  # same obstacles as the centre line: the same speed profile, only off-centre
                 combos_s_min.append(obs.s_min[d_i])
                 combos_s_max.append(obs.s_max[d_i])
                 combos_speed.append(obs.speed)
