@@ -351,7 +351,7 @@ def _check_blocked(rec: LogView, layers: MapLayers) -> str | None:
     if j < 0:
         return "no blocking vehicle tagged"
     loc = _agent_in_ego_frame(rec, j, f, f)[f]
-    if not (0.0 < loc[0] < 80.0 and abs(loc[1]) < 1.5):
+    if not (0.0 < loc[0] < 110.0 and abs(loc[1]) < 1.5):
         return f"blocker not ahead in the ego lane at the tag: {loc[:2].round(1)}"
     own = _agent_in_ego_frame(rec, j, 0)
     end = min(f + rec.steps(12), rec.num_frames - 1)
@@ -382,7 +382,7 @@ def _stopped_vehicle(world: World, rng: np.random.Generator, plan: ScenePlan) ->
     populate(world, rng, density=float(rng.uniform(0.6, 1.2)), keep_clear=((blocked, s_block - 60, s_block),))
 
     def director(w: World) -> None:
-        if "tag" not in w.events and _ahead(w, blocker.center_pose(), 66.0 + blocker.length / 2):
+        if "tag" not in w.events and _ahead(w, blocker.center_pose(), 92.0 + blocker.length / 2):
             _tag(w, blocker.track)
     return director
 
@@ -393,13 +393,15 @@ def _check_czone(rec: LogView, layers: MapLayers) -> str | None:
     if len(cones) == 0:
         return "no cones or barriers"
     loc = to_local(np.nan_to_num(rec.tracks.pose[cones, f]), rec.ego.center()[f])
-    ahead = (loc[:, 0] > 0) & (loc[:, 0] < 80) & (np.abs(loc[:, 1]) < 1.6) & rec.tracks.valid[cones, f]
+    ahead = (loc[:, 0] > 0) & (loc[:, 0] < 110) & (np.abs(loc[:, 1]) < 1.6) & rec.tracks.valid[cones, f]
     if not ahead.any():
         return "no cone / barrier ahead in the ego lane at the tag"
-    far = loc[ahead, 0].max()
+    near = loc[ahead, 0].min()
     end = min(f + rec.steps(12), rec.num_frames - 1)
     travelled = np.sum(rec.ego.speed[f:end]) * rec.dt
-    return None if travelled > far + 5.0 else "ego did not get past the construction zone"
+    waited = (rec.ego.speed[f:end] < 4.0).any()  # slowed right down, waiting for a gap in the next lane
+    # Reaching the closure means leaving the closed lane (the standstill gap to it is 10 m); or it waited.
+    return None if travelled > near - 5.0 or waited else "ego neither reached the closure nor waited for a gap"
 
 
 @_family("construction_zone", "corner_construction_zone", True, _check_czone,
@@ -426,7 +428,7 @@ def _construction_zone(world: World, rng: np.random.Generator, plan: ScenePlan) 
     first_static = world.statics[0].track
 
     def director(w: World) -> None:
-        if "tag" not in w.events and _ahead(w, world.statics[0].pose, 66.0):
+        if "tag" not in w.events and _ahead(w, world.statics[0].pose, 95.0):
             _tag(w, first_static)
     return director
 

@@ -778,19 +778,19 @@ class World:
             return
 
     def _blocker_ahead(self, veh: Vehicle, seg: int, extra: float = 0.0) -> float | None:
-        """Gap from ``veh``'s front to the first blocking object within 60 m on lane ``seg`` (or None)."""
+        """Gap from ``veh``'s front to the first blocking object within 85 m on lane ``seg`` (or None)."""
         k0 = veh.path.seg_index(veh.sc)
         s_on = veh.sc - veh.path.seg_start[k0]
         half = veh.length / 2
         best = None
         for i, s_st in self._static_by_seg.get(seg, ()):
             d = s_st - s_on - half - self.statics[i].size[0] / 2
-            if -self.statics[i].size[0] - veh.length < d < 60.0 + extra:
+            if -self.statics[i].size[0] - veh.length < d < 85.0 + extra:
                 best = d if best is None else min(best, d)
         for vid, d_j, _ in self._approach.get(seg, ()):
             other = self.vehicles[vid]
             d = -d_j - s_on - half - other.length / 2
-            if other.static and vid != veh.vid and -other.length - veh.length < d < 60.0 + extra:
+            if other.static and vid != veh.vid and -other.length - veh.length < d < 85.0 + extra:
                 best = d if best is None else min(best, d)
         return best
 
