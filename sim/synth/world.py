@@ -588,7 +588,7 @@ class World:
             # Conflicts with other connectors at the node.
             if sobj.is_connector and not veh.params.ignore_others:
                 for c2, s_self, s_other, kind in town.conflicts.get(seg, ()):
-                    tgt = self._conflict(veh, seg, d_i + s_self, c2, s_other, kind)
+                    tgt = self._conflict(veh, seg, d_i + s_self, c2, s_self, s_other, kind)
                     if tgt is not None:
                         out.append(tgt)
         # End of the path (the ego's route end): stop there.
@@ -605,7 +605,8 @@ class World:
         h_me = veh.center_pose()[2]
         return max(0.0, other.v * float(np.cos(h_other - h_me)))
 
-    def _conflict(self, veh: Vehicle, seg: int, dist_i: float, c2: int, s_other: float, kind: int) -> Target | None:
+    def _conflict(self, veh: Vehicle, seg: int, dist_i: float, c2: int, s_self: float, s_other: float,
+                  kind: int) -> Target | None:
         """A stop point (or a leader) for ``veh`` at a conflict point ``dist_i`` m ahead of its centre."""
         town = self.town
         half = veh.length / 2
@@ -636,9 +637,17 @@ class World:
                 if best is None or tgt.gap < best.gap:
                     best = tgt
                 continue
-            if dist_j < -clear or dist_i < -(half + other.width / 2 + 1.0):
-                continue  # one of us is past the crossing point
             # Crossing paths: the lower-priority path (or the later arrival) waits before the crossing point.
+            # Clearances along each path grow as the crossing gets more oblique.
+            h_me = me.heading[min(int(s_self / 0.5), len(me.heading) - 1)]
+            h_ot = oseg.heading[min(int(s_other / 0.5), len(oseg.heading) - 1)]
+            ang = abs(float(np.angle(np.exp(1j * (h_me - h_ot)))))
+            ang = max(min(ang, np.pi - ang), 0.25)
+            my_clear = min(9.0, (other.width / 2 + 0.7) / np.sin(ang) + (veh.width / 2) / np.tan(ang))
+            ot_clear = min(9.0, (veh.width / 2 + 0.7) / np.sin(ang) + (other.width / 2) / np.tan(ang))
+            clear = other.length / 2 + ot_clear
+            if dist_j < -clear or dist_i < -(half + my_clear):
+                continue  # one of us is past the crossing point
             in_zone = abs(dist_j) < clear
             t_j = dist_j / max(other.v, 0.5)
             committed_me = dist_i < half + 1.0 and veh.v > 1.0
@@ -664,7 +673,7 @@ class World:
                 yield_ = t_j < dist_i / max(veh.v, 0.5)
             if not yield_:
                 continue
-            tgt = Target(dist_i - half - other.width / 2 - 1.5, 0.0, stop=True, who=vid)
+            tgt = Target(dist_i - half - my_clear - 0.8, 0.0, stop=True, who=vid)
             if tgt.gap < -1.0 and not in_zone:
                 continue  # already inside the conflict area: clear it
             if best is None or tgt.gap < best.gap:
