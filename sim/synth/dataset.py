@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -109,13 +110,16 @@ def _run(job: Job, out_dir: str, log_index: int) -> dict:
 
 
 def write_dataset(out_dir: str | Path, seed: int = 0, preset: str = "tiny", corner_case_share: float = 0.05,
-                  workers: int = 1, progress: bool = True, n_train: int | None = None, n_val: int | None = None,
+                  workers: int | None = None, progress: bool = True, n_train: int | None = None, n_val: int | None = None,
                   corner_seeds: int | None = None, n_towns: int | None = None) -> dict:
     """Write maps, logs and the manifest under ``out_dir``; returns the manifest (also in ``manifest.json``).
 
     ``preset`` sets the sizes (``tiny``: seconds, for tests; ``default``: a few minutes); ``n_train``, ``n_val``,
-    ``corner_seeds`` (logs per corner family) and ``n_towns`` override them. ``workers`` > 1 uses processes.
+    ``corner_seeds`` (logs per corner family) and ``n_towns`` override them. ``workers`` > 1 uses processes
+    (default: up to 4, one per CPU); the output does not depend on it.
     """
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1)
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r} (expected one of {sorted(PRESETS)})")
     base = PRESETS[preset]
