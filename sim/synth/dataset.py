@@ -110,8 +110,8 @@ def _run(job: Job, out_dir: str, log_index: int) -> dict:
 
 
 def write_dataset(out_dir: str | Path, seed: int = 0, preset: str = "tiny", corner_case_share: float = 0.05,
-                  workers: int | None = None, progress: bool = True, n_train: int | None = None, n_val: int | None = None,
-                  corner_seeds: int | None = None, n_towns: int | None = None) -> dict:
+                  workers: int | None = None, progress: bool = True, n_train: int | None = None,
+                  n_val: int | None = None, corner_seeds: int | None = None, n_towns: int | None = None) -> dict:
     """Write maps, logs and the manifest under ``out_dir``; returns the manifest (also in ``manifest.json``).
 
     ``preset`` sets the sizes (``tiny``: seconds, for tests; ``default``: a few minutes); ``n_train``, ``n_val``,
