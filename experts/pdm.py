@@ -103,7 +103,7 @@ class PDMExpert(Planner):
         lane_change_bias: float = 0.6,
         pass_lookahead: float = 80.0,
         pass_speed: float = 2.0,
-        prune_offsets: bool = True,
+        prune_offsets: bool = False,
         stopped_extra_gap: float = 5.0,
         proposal_horizon_s: float = 4.0,
         horizon_s: float = 8.0,

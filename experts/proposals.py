@@ -185,8 +185,8 @@ def unroll_idm(
     """Progress ``(K, num_steps+1)`` (m along each proposal's path) and speed ``(K, num_steps+1)``.
 
     ``a0``: ego's current acceleration; ``max_jerk`` (m/s³, None: unlimited as PDM-Closed) limits how fast the
-    commanded acceleration may change from ``a0`` on, so that switching proposals does not jerk the car
-    (nuPlan's comfort bound on longitudinal jerk is 4.13 m/s³).
+    commanded acceleration may change from ``a0`` on while no leader is close, so that switching proposals or
+    speed caps do not jerk the car (nuPlan's comfort bound on longitudinal jerk is 4.13 m/s³).
 
     ``s0``: ``(K,)`` start arc of ego's rear axle on each proposal's path. ``s_min``/``s_max``: ``(C, J, M)``
     obstacle extents per (path, offset) combo; ``speed``: ``(C, J, M)``. ``caps``: ``(B, G)`` speed cap per
@@ -223,10 +223,14 @@ def unroll_idm(
         vt = np.minimum(target, flat_caps[cap_base + idx])
         gap = np.maximum(lead_s - si, s0_gap)
         s_star = np.maximum(s0_gap + vi * (headway + (vi - lead_v) / sqrt_ab), 0.0)
-        accel = a_max * (1.0 - (vi / vt) ** delta - (s_star / gap) ** 2)
+        interaction = (s_star / gap) ** 2
+        accel = a_max * (1.0 - (vi / vt) ** delta - interaction)
         accel = np.minimum(np.maximum(accel, -b_max), a_max)
         if da != np.inf:
-            accel = np.minimum(np.maximum(accel, acc - da), acc + da)
+            # Smooth changes of the free-road command (new target speed, a speed cap); braking for a leader
+            # that comes close (interaction term >= 0.25) stays immediate, as in PDM-Closed.
+            free = interaction < 0.25
+            accel = np.where(free, np.minimum(np.maximum(accel, acc - da), acc + da), accel)
             acc = np.where(vi <= 0.0, 0.0, accel)  # at rest the command restarts from 0
         v_next = np.maximum(vi + dt * accel, 0.0)
         v[i + 1] = v_next
