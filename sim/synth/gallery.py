@@ -24,7 +24,8 @@ FOCUS_S = {"lane_follow": 0.0, "following_lead": 0.0, "red_light_stop": 0.0, "st
            "left_turn": 2.5, "right_turn": 2.0, "cut_in": 1.5, "hard_braking_lead": 1.5, "stopped_vehicle": 2.5,
            "construction_zone": 3.5, "occluded_pedestrian": 0.5, "unprotected_left": 0.0,
            "red_light_runner": 0.5, "dense_merge": 3.0}
-CLOSE_UP = ("construction_zone", "stopped_vehicle")
+CLOSE_UP = {"construction_zone": 28.0, "stopped_vehicle": 58.0}  # distance (m) to the tagged object
+RADIUS = {"stopped_vehicle": 62.0, "dense_merge": 55.0}  # view radius (m) when not the default 45 m
 WINDOW = (-3.0, 15.0)  # the scenario window: 3 s before the tag, 15 s long
 
 
@@ -53,15 +54,15 @@ def render_families(out_dir: str | Path, town_seed: int = 0, seed: int = 11,
                 trajectories["tagged agent"] = Trajectory(scenario.ego.time_s[ok], scenario.tracks.pose[j, ok])
         iteration = int(round((-WINDOW[0] + FOCUS_S.get(name, 0.0)) / 0.1))
         if name in CLOSE_UP and trajectories:
-            # Static obstacles: show the moment the ego is about 20 m from the tagged object.
+            # Static obstacles: show the ego approaching the tagged object, its swerve in the expert path.
             j = tokens.index(bytes(agent).hex())
             d = np.hypot(*(scenario.tracks.pose[j, :, :2] - scenario.ego.pose[:, :2]).T)
             after = np.arange(len(d)) >= scenario.index(30)
-            k = np.flatnonzero(after & (np.nan_to_num(d, nan=1e9) < 22.0))
+            k = np.flatnonzero(after & (np.nan_to_num(d, nan=1e9) < CLOSE_UP[name]))
             if len(k):
                 iteration = int(k[0]) - scenario.history_steps
         path = Path(out_dir) / f"{name}.png"
-        render_scenario(scenario, api, iteration, path, RenderOptions(radius=45.0, size_px=800),
+        render_scenario(scenario, api, iteration, path, RenderOptions(radius=RADIUS.get(name, 45.0), size_px=800),
                         trajectories=trajectories)
         out.append(path)
     _write_index(Path(out_dir), list(FAMILIES))
