@@ -193,3 +193,24 @@ def scenario_view(rec: LogRecording, history_s: float = 2.0) -> LogView:
     lights = TrafficLights(rec.traffic_lights.lane_connector_id, rec.traffic_lights.status[idx])
     route = tuple(dict.fromkeys(int(r) for rbs in rec.scene_roadblock_ids for r in rbs))
     return LogView(sub, tracks, lights, route, int(np.searchsorted(idx, tag)), int(rec.tag_agent[0]), 0.1)
+
+
+def agent_overlaps(rec: LogView) -> list[tuple[int, int]]:
+    """Pairs of moving agents (vehicles, cyclists, pedestrians) whose boxes overlap at some observed sample."""
+    tr = rec.tracks
+    movers = np.flatnonzero(np.isin(tr.category, [0, 1, 2]))
+    if len(movers) < 2:
+        return []
+    xy = np.nan_to_num(tr.pose[movers, :, :2], nan=1e9)
+    out = []
+    for a in range(len(movers)):
+        near = np.hypot(xy[a + 1:, :, 0] - xy[a, :, 0], xy[a + 1:, :, 1] - xy[a, :, 1]) < 8.0  # (n - a - 1, F)
+        near &= tr.valid[movers[a]] & tr.valid[movers[a + 1:]]
+        for k in np.flatnonzero(near.any(1)):
+            b = a + 1 + k
+            f = near[k]
+            ca = box_corners(tr.pose[movers[a], f], tr.size[movers[a], 0], tr.size[movers[a], 1])
+            cb = box_corners(tr.pose[movers[b], f], tr.size[movers[b], 0], tr.size[movers[b], 1])
+            if boxes_overlap(ca, cb).any():
+                out.append((int(movers[a]), int(movers[b])))
+    return out

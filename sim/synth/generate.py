@@ -9,7 +9,7 @@ import numpy as np
 
 from sim.nuplan_db.recording import LogRecording
 from sim.nuplan_map.layers import MapLayers
-from sim.synth.checks import LogView, comfort_violations, ego_problems, scenario_view
+from sim.synth.checks import LogView, agent_overlaps, comfort_violations, ego_problems, scenario_view
 from sim.synth.families import FAMILIES
 from sim.synth.record import ScenePlan, build_recording
 from sim.synth.town import Town
@@ -68,6 +68,9 @@ def generate_log(family: str, seed: int, town: Town, layers: MapLayers, log_name
         if bad:
             problems.append("uncomfortable in the scenario window: "
                             + ", ".join(f"{k}={v:.2f}" for k, v in bad.items()))
+        crashes = agent_overlaps(view)
+        if crashes:
+            problems.append(f"background agents overlap ({len(crashes)} pairs)")
         why = fam.check(view, layers)
         if why:
             problems.append(why)
