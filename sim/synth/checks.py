@@ -124,6 +124,27 @@ def red_light_entries(rec: LogView, layers: MapLayers) -> list[tuple[int, int]]:
     return out
 
 
+def speeding_samples(rec: LogView, layers: MapLayers, tolerance: float = 0.5) -> npt.NDArray[np.int64]:
+    """Samples where the ego is faster than every speed limit of the lanes / connectors under its rear axle
+    (plus ``tolerance`` m/s). Samples off every lane (none known) never count."""
+    xy = rec.ego.pose[:, :2]
+    limit = np.full(len(xy), -np.inf)
+    lanes = layers.layers["lanes_polygons"]
+    polys = list(lanes.geometry)
+    limits = list(lanes.columns["speed_limit_mps"])
+    conns = layers.layers["lane_connectors"]
+    by_fid = dict(zip(conns.fid.tolist(), conns.columns["speed_limit_mps"], strict=True))
+    gen = layers.layers["gen_lane_connectors_scaled_width_polygons"]
+    for fid, poly in zip(gen.columns["lane_connector_fid"], gen.geometry, strict=True):
+        polys.append(poly)
+        limits.append(by_fid.get(int(fid), np.nan))
+    for poly, lim in zip(polys, limits, strict=True):
+        inside = shapely.contains_xy(poly, xy[:, 0], xy[:, 1])
+        limit[inside] = np.maximum(limit[inside], np.nan_to_num(lim, nan=np.inf))
+    known = np.isfinite(limit) & (limit > 0)
+    return np.flatnonzero(known & (rec.ego.speed > limit + tolerance))
+
+
 def comfort_signals(rec: LogView) -> dict[str, npt.NDArray[np.float64]]:
     """nuPlan-style comfort signals at 10 Hz (every other 20 Hz frame), Savitzky-Golay filtered."""
     ego = rec.ego
@@ -161,7 +182,8 @@ def comfort_violations(rec: LogView) -> dict[str, float]:
 
 
 def ego_problems(rec: LogView, layers: MapLayers) -> list[str]:
-    """Every way the logged ego fails the competent-driver checks (empty: it passes)."""
+    """Every way the logged ego fails the competent-driver checks (empty: it passes): collision, off the
+    drivable area, red light, speed limit, comfort."""
     problems = []
     hits = ego_collisions(rec)
     if hits:
@@ -172,6 +194,9 @@ def ego_problems(rec: LogView, layers: MapLayers) -> list[str]:
     red = red_light_entries(rec, layers)
     if red:
         problems.append(f"entered connector {red[0][1]} on red at frame {red[0][0]}")
+    fast = speeding_samples(rec, layers)
+    if len(fast):
+        problems.append(f"above the speed limit at {len(fast)} samples (first {fast[0]})")
     bad = comfort_violations(rec)
     if bad:
         problems.append("uncomfortable: " + ", ".join(f"{k}={v:.2f}" for k, v in bad.items()))

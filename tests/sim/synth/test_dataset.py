@@ -22,6 +22,7 @@ from sim.synth.checks import (
     ego_problems,
     off_drivable_frames,
     red_light_entries,
+    speeding_samples,
 )
 from sim.synth.dataset import PRESETS, SPLITS_DIR, Job, _run, plan_jobs
 from sim.synth.families import FAMILIES, corner_families, nominal_families
@@ -134,6 +135,9 @@ def test_checks_catch_faults(scenarios: list, maps: dict) -> None:
     ego_pose = view.ego.pose.copy()
     ego_pose[:, 1] += 50.0
     assert len(off_drivable_frames(replace(view, ego=replace(view.ego, pose=ego_pose)), layers))
+    # Twice as fast: above the speed limit somewhere.
+    fast = replace(view.ego, velocity=view.ego.velocity * 2.0 + [5.0, 0.0])
+    assert len(speeding_samples(replace(view, ego=fast), layers))
     # Two moving agents on top of each other.
     movers = np.flatnonzero(np.isin(tr.category, [0, 1, 2]))
     pose2, valid2 = tr.pose.copy(), tr.valid.copy()
