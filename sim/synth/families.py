@@ -99,7 +99,10 @@ def _check_no_lead(rec: LogView, layers: MapLayers) -> str | None:
     f = _tag_frame(rec)
     if rec.ego.speed[f] < 3.0:
         return f"ego speed {rec.ego.speed[f]:.1f} m/s at the tag"
-    return None
+    tr = rec.tracks
+    loc = to_local(np.nan_to_num(tr.pose[:, f]), rec.ego.center()[f])
+    ahead = tr.valid[:, f] & (loc[:, 0] > 0.0) & (loc[:, 0] < 40.0) & (np.abs(loc[:, 1]) < 1.5)
+    return f"{int(ahead.sum())} objects ahead in the ego lane at the tag" if ahead.any() else None
 
 
 @_family("lane_follow", "following_lane_without_lead", False, _check_no_lead,
