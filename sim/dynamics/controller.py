@@ -7,20 +7,32 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 
-from sim.dynamics.bicycle import BicycleState, propagate
+from sim.dynamics.bicycle import (
+    ACCEL_TIME_CONSTANT,
+    MAX_STEERING_ANGLE,
+    STEERING_ANGLE_TIME_CONSTANT,
+    BicycleState,
+    propagate,
+    wrap_angle,
+)
 from sim.dynamics.lqr import (
+    INITIAL_CURVATURE_PENALTY,
     LQR_DEFAULT,
     LQRParameters,
+    _horizon_constants,
+    _velocity_fit_matrices,
     curvature_moments,
     fit_reference,
     lqr_commands,
     reference_from_samples,
-    reference_from_trajectory,
+    resample_offsets,
     track,
 )
 from sim.errors import DataError
@@ -45,18 +57,219 @@ def two_stage_step(
 
     Like nuPlan, the trajectory must cover the current time (start ≤ now ≤ end) and span at least one
     tracker step (0.1 s); otherwise a :class:`sim.errors.DataError` names the problem.
+
+    Same arithmetic as :func:`sim.dynamics.lqr.track` + :func:`sim.dynamics.bicycle.propagate` with K=1, written
+    for one vehicle: the closed loop calls it every step, where numpy's per-call overhead on (1,)-arrays
+    dominated. Only the reference fit (one vector per trajectory sample) stays in numpy.
     """
-    now = float(ego.time_s[-1])
+    if not dt > 0.0:
+        raise ValueError(f"bicycle propagate: dt={dt} s (expected > 0)")
+    i = len(ego) - 1
+    now = float(ego.time_s[i])
     if not (trajectory.start_s - TIME_TOLERANCE_S <= now <= trajectory.end_s + TIME_TOLERANCE_S):
         raise DataError(None, f"planner trajectory covers [{trajectory.start_s:.3f}, {trajectory.end_s:.3f}] s "
                         f"but the current time is {now:.3f} s", "a trajectory that starts at or before now")
-    state = BicycleState.from_ego(ego)
-    reference = reference_from_trajectory(trajectory, params)
-    # nuPlan reads the initial errors from the planner's own (interpolated) trajectory at the current time.
-    ref_pose = trajectory.at(np.array([now]))
-    accel, steering_rate = track(state.pose, state.velocity, state.steering_angle, now, reference, params,
-                                 reference_pose=ref_pose)
-    return propagate(state, accel, steering_rate, dt, vehicle).to_ego()
+    x, y, heading = (float(c) for c in ego.pose[i])
+    v = float(ego.velocity[i, 0])
+    a = float(ego.acceleration[i, 0])
+    steering = float(ego.steering_angle[i])
+    accel_cmd, steering_rate_cmd = _single_commands(x, y, heading, v, steering, now, trajectory, params)
+
+    # nuPlan's bicycle step (see sim.dynamics.bicycle.propagate), in floats.
+    accel = a + dt / (dt + ACCEL_TIME_CONSTANT) * (accel_cmd - a)
+    ideal_steering = steering + dt * steering_rate_cmd
+    lagged_steering = steering + dt / (dt + STEERING_ANGLE_TIME_CONSTANT) * (ideal_steering - steering)
+    steering_rate = (lagged_steering - steering) / dt
+    new_x = x + dt * v * math.cos(heading)
+    new_y = y + dt * v * math.sin(heading)
+    heading_rate = v * math.tan(steering) / vehicle.wheel_base
+    new_heading = _wrap(heading + dt * heading_rate)
+    velocity = v + dt * accel
+    new_steering = min(max(steering + dt * steering_rate, -MAX_STEERING_ANGLE), MAX_STEERING_ANGLE)
+    yaw_rate = velocity * math.tan(new_steering) / vehicle.wheel_base
+    return EgoStates(np.array([now + dt]), np.array([[new_x, new_y, new_heading]]), np.array([[velocity, 0.0]]),
+                     np.array([[accel, 0.0]]), np.array([new_steering]), np.array([yaw_rate]))
+
+
+_TWO_PI = 2.0 * math.pi
+
+
+def _wrap(angle: float) -> float:
+    """:func:`sim.dynamics.bicycle.wrap_angle` for one float (same operations)."""
+    return angle - _TWO_PI * math.floor((angle + math.pi) / _TWO_PI)
+
+
+def _unwrap(heading: F64) -> F64:
+    """``np.unwrap`` (same values), skipping its work when no step jumps by π or more (the usual case)."""
+    if len(heading) < 2 or bool((np.abs(np.diff(heading)) < math.pi).all()):
+        return heading
+    return np.unwrap(heading)
+
+
+def _single_commands(x: float, y: float, heading: float, v: float, steering: float, now: float,
+                     trajectory: Trajectory, params: LQRParameters) -> tuple[float, float]:
+    """:func:`sim.dynamics.lqr.track` for one vehicle and one planner trajectory (reference fitted here)."""
+    dt = params.discretization_time
+    n = params.tracking_horizon
+    t = trajectory.time_s
+    poses = trajectory.pose
+    # --- reference_from_samples: resample on nuPlan's grid from the trajectory's start
+    t0 = float(t[0])
+    rel = t - t0
+    idx, frac, on_grid = _resample_plan(rel.tobytes(), dt)
+    unwrapped = _unwrap(poses[:, 2])
+    if on_grid:  # the grid hits samples: q[idx]·1 + q[idx+1]·0 is q[idx]
+        xy = poses[idx, :2]
+        h = wrap_angle(unwrapped[idx])
+    else:
+        q = np.empty((len(t), 3))
+        q[:, :2] = poses[:, :2]
+        q[:, 2] = unwrapped
+        fr = frac[:, None]
+        resampled = q[idx] * (1.0 - fr) + q[idx + 1] * fr
+        xy = resampled[:, :2]
+        h = wrap_angle(resampled[:, 2])
+    # --- fit_reference: speeds from the displacements projected on the headings, then curvatures
+    heading_displacements = wrap_angle(h[1:] - h[:-1])
+    head = np.empty(len(h) - 1)  # unwrapped headings 0..M-1: h[0] + cumulative wrapped displacements
+    head[0] = h[0]
+    np.add(h[0], np.cumsum(heading_displacements[:-1]), out=head[1:])
+    d = xy[1:] - xy[:-1]
+    projected = d[:, 0] * np.cos(head) + d[:, 1] * np.sin(head)
+    m = len(projected)
+    velocity_map, _ = _velocity_fit_matrices(m, float(dt), float(params.jerk_penalty))
+    velocity = (projected[None] @ velocity_map.T)[0]
+    curvature = _fit_curvature_single(heading_displacements, velocity, dt, params.curvature_rate_penalty)
+    # --- horizon references (np.interp on the uniform grid, clamped), as lqr.horizon_references
+    ref_velocity = _interp_grid(velocity, (now + dt * n - t0) / dt)
+    if m == 1:
+        kappa = np.full(n, curvature[0])
+    else:
+        u = np.clip(((now + _horizon_steps(dt, n)) - t0) / dt, 0.0, m - 1.0)
+        i0 = np.minimum(u.astype(np.int64), m - 2)
+        k0 = curvature[i0]
+        kappa = k0 + (curvature[i0 + 1] - k0) * (u - i0)
+    moments = kappa[None] @ _moment_weights(params)
+    # --- reference pose: the planner's own trajectory at now (as Trajectory.at)
+    rx = float(np.interp(now, t, poses[:, 0]))
+    ry = float(np.interp(now, t, poses[:, 1]))
+    rh = (float(np.interp(now, t, unwrapped)) + math.pi) % _TWO_PI - math.pi  # as sim.geometry.wrap_angle
+    m_a, m_b, m_c, m_d, m_e = (float(c) for c in moments[0])
+    return _lqr_single(x, y, heading, v, steering, rx, ry, rh, ref_velocity, m_a, m_b, m_c, m_d, m_e, params)
+
+
+@lru_cache(maxsize=512)
+def _resample_plan(rel_bytes: bytes, dt: float) -> tuple[npt.NDArray[np.int64], F64, bool]:
+    """How a trajectory with relative times ``rel_bytes`` (float64 bytes, from 0) resamples on nuPlan's grid:
+    ``(idx, frac, on_grid)`` of ``lqr.reference_from_samples``; cached because planners repeat their time grid."""
+    rel = np.frombuffer(rel_bytes, dtype=np.float64)
+    if len(rel) < 2 or bool((np.diff(rel) <= 0.0).any()):
+        raise DataError(None, f"reference times {rel[:5]}... are not increasing", "at least 2 increasing times")
+    offsets = resample_offsets(float(rel[-1]), dt)
+    if len(offsets) < 2:
+        raise DataError(None, f"reference spans {rel[-1]:.3f} s",
+                        f"at least {dt} s to fit a tracking reference")
+    idx = np.clip(np.searchsorted(rel, offsets, side="right") - 1, 0, len(rel) - 2)
+    frac = np.clip((offsets - rel[idx]) / (rel[idx + 1] - rel[idx]), 0.0, 1.0)
+    idx.setflags(write=False)
+    frac.setflags(write=False)
+    return idx, frac, bool((frac == 0.0).all())
+
+
+@lru_cache(maxsize=16)
+def _horizon_steps(dt: float, n: int) -> F64:
+    out = dt * np.arange(n)
+    out.setflags(write=False)
+    return out
+
+
+def _moment_weights(params: LQRParameters) -> F64:
+    weights, _ = _horizon_constants(params.tracking_horizon, params.discretization_time, params.wheel_base)
+    return weights
+
+
+def _interp_grid(values: F64, u: float) -> float:
+    """``values`` sampled at grid indices 0..M-1, read at fractional index ``u`` (clamped), as ``_interp_uniform``."""
+    m = len(values)
+    if m == 1:
+        return float(values[0])
+    u = min(max(u, 0.0), m - 1.0)
+    i0 = min(int(u), m - 2)
+    v0 = float(values[i0])
+    return v0 + (float(values[i0 + 1]) - v0) * (u - i0)
+
+
+def _fit_curvature_single(heading_displacements: F64, velocity: F64, dt: float, penalty: float) -> F64:
+    """:func:`sim.dynamics.lqr.fit_curvature_profile` for one trajectory (LAPACK's tridiagonal solver)."""
+    w = velocity * dt
+    m = len(w)
+    mu = penalty / (dt * dt)
+    diag = w * w + mu * _degree(m)
+    diag[0] += INITIAL_CURVATURE_PENALTY
+    rhs = w * heading_displacements
+    if m == 1:
+        return rhs / diag
+    off = np.full(m - 1, -mu)
+    _, _, _, kappa, info = _gtsv()(off, diag, off.copy(), rhs, True, True, True, True)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular matrix in the curvature fit")
+    return kappa
+
+
+@lru_cache(maxsize=256)
+def _degree(m: int) -> F64:
+    degree = np.full(m, 2.0)
+    degree[0] -= 1.0
+    degree[-1] -= 1.0
+    degree.setflags(write=False)
+    return degree
+
+
+@lru_cache(maxsize=1)
+def _gtsv():  # noqa: ANN202 - a LAPACK wrapper
+    from scipy.linalg import get_lapack_funcs
+
+    (gtsv,) = get_lapack_funcs(("gtsv",), (np.zeros(1),))
+    return gtsv
+
+
+def _lqr_single(x: float, y: float, heading: float, v: float, steering: float, rx: float, ry: float, rh: float,
+                ref_velocity: float, m_a: float, m_b: float, m_c: float, m_d: float, m_e: float,
+                params: LQRParameters) -> tuple[float, float]:
+    """:func:`sim.dynamics.lqr.lqr_commands` for one vehicle, in floats (same operations)."""
+    n = params.tracking_horizon
+    dt = params.discretization_time
+    _, c = _horizon_constants(n, dt, params.wheel_base)
+    dx = x - rx
+    dy = y - ry
+    lateral_error = dy * math.cos(rh) - dx * math.sin(rh)
+    heading_error = _wrap(heading - rh)
+    b_lon = n * dt
+    gain = b_lon * params.q_longitudinal / (b_lon * b_lon * params.q_longitudinal + params.r_longitudinal)
+    accel = (ref_velocity - v) * gain
+    a = accel
+    vv, va, aa = v * v, v * a, a * a
+    w_sum = v * c[0] + a * c[1]
+    w_tail = vv * c[2] + va * c[3] + aa * c[4]
+    kappa_w = v * m_a + a * m_b
+    kappa_tail = vv * m_c + va * m_d + aa * m_e
+    steer_l = steering * (1.0 / params.wheel_base)
+    heading_n = heading_error + steer_l * w_sum - kappa_w
+    lateral_n = lateral_error + heading_error * w_sum + steer_l * w_tail - kappa_tail
+    b_head = v * c[5] + a * c[6]
+    b_lat = vv * c[7] + va * c[8] + aa * c[9]
+    b_steer = n * dt
+    q1, q2, q3 = params.q_lateral
+    e_head = _wrap(heading_n)
+    numerator = b_lat * lateral_n * q1 + b_head * e_head * q2
+    denominator = b_lat * b_lat * q1 + b_head * b_head * q2 + (q3 * b_steer * b_steer + params.r_lateral)
+    if q3 != 0.0:
+        numerator = numerator + q3 * b_steer * _wrap(steering)
+    steering_rate = -numerator / denominator
+    if ref_velocity <= params.stopping_velocity and v <= params.stopping_velocity:
+        accel = -params.stopping_proportional_gain * (v - ref_velocity)
+        steering_rate = 0.0
+    return accel, steering_rate
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ def resample_offsets(duration_s: float, dt: float) -> F64:
     return offsets * 1e-6
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def _velocity_fit_matrices(num_displacements: int, dt: float, jerk_penalty: float) -> tuple[F64, F64]:
     """``(Wv, Wa)``: velocity ``(M, M)`` and acceleration ``(M-1, M)`` profiles as linear maps of the
     displacements projected on the reference headings ``(M,)``."""
