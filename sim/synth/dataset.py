@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sim.nuplan_db.writer import write_log
 from sim.nuplan_map.gpkg import write_gpkg
-from sim.nuplan_map.maps_index import MapEntry, gpkg_path, write_maps_index
+from sim.nuplan_map.maps_index import MapEntry, add_devkit_placeholders, gpkg_path, write_maps_index
 from sim.synth.families import FAMILIES, corner_families, nominal_families
 from sim.synth.generate import GenerationError, LogInfo, generate_log
 from sim.synth.layers import town_layers
@@ -136,6 +136,8 @@ def write_dataset(out_dir: str | Path, seed: int = 0, preset: str = "tiny", corn
         write_gpkg(layers, gpkg_path(maps_root, town.location, MAP_VERSION))
         entries.append(MapEntry(town.location, MAP_VERSION, {}))
     write_maps_index(maps_root, entries)
+    # nuplan-devkit opens all four nuPlan locations when it starts: empty stand-ins let it open this maps root.
+    add_devkit_placeholders(maps_root)
 
     results: list[dict] = [None] * len(jobs)  # type: ignore[list-item]
     bar = _progress(len(jobs), progress)

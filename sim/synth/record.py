@@ -17,6 +17,7 @@ from sim.categories import TrafficLightStatus
 from sim.geometry import interpolate_poses, wrap_angle
 from sim.nuplan_db.recording import LogRecording
 from sim.scenario import EgoStates, Tracks, TrafficLights
+from sim.synth.town import Town
 from sim.synth.world import DT, World
 from sim.vehicle import PACIFICA
 
@@ -92,7 +93,7 @@ def build_recording(world: World, log_name: str, plan: ScenePlan, tag_time: floa
     n_scenes = 4 + plan.n_valid
     step = int(round(plan.scene_s / 0.05))
     scene_start = np.arange(n_scenes, dtype=np.int64) * step
-    ego_route = [int(r) for r in world.ego.route]
+    ego_route = extend_route(world.town, [int(r) for r in world.ego.route])
     seg_rb = [world.town.segments[hist[k]["veh"][0][4]].roadblock for k in ks]
     scene_rbs = []
     for st in scene_start:
@@ -175,3 +176,23 @@ def track_index_map(world: World, rec: LogRecording, log_name: str) -> dict[int,
     """World track id -> index into ``rec.tracks`` (objects never in range are not in the log)."""
     pos = {str(t): i for i, t in enumerate(rec.tracks.token)}
     return {k: pos[track_token(log_name, k)] for k in range(world._n_tracks) if track_token(log_name, k) in pos}
+
+
+def extend_route(town: Town, route: list[int], beyond: int = 3) -> list[int]:
+    """The ego's roadblock route continued ``beyond`` roadblocks past its end, straight ahead where possible.
+
+    nuPlan's planners (and its IDM planner in particular) need routes of at least two roadblocks, and a route
+    that stops where the log stops leaves a planner nowhere to go in the last seconds.
+    """
+    out = list(route)
+    for _ in range(beyond):
+        last = town.roadblocks.get(out[-1])
+        if last is None:
+            break
+        options = [town.segments[j] for s in last.segments for j in town.segments[s].succ]
+        options = [o for o in options if o.roadblock not in out]
+        if not options:
+            break
+        best = max(options, key=lambda o: (o.priority, -o.idx))  # straight first, then right, then left
+        out.append(int(best.roadblock))
+    return out
