@@ -16,8 +16,9 @@ sample; this is how nuPlan's motion model defines angular acceleration).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
-from scipy.signal import savgol_filter
 
 from sim.errors import DataError
 from sim.metrics.common import DEFAULT_PARAMS, F64, MetricParams, mean_interval_s, series_stats
@@ -38,11 +39,29 @@ def phase_unwrap(headings: F64) -> F64:
 
 
 def _savgol(y: F64, window: int, polyorder: int, deriv: int = 0, delta: float = 1.0) -> F64:
+    """``scipy.signal.savgol_filter(y, window, polyorder, deriv, delta)`` (mode 'interp') as one matrix product.
+
+    The filter is linear in ``y`` (interior: a convolution; edges: least-squares polynomial fits), so its
+    ``(T, T)`` matrix is built once per (T, window, polyorder, deriv) by filtering the identity with scipy, and
+    scaled by ``delta**-deriv``; same values up to rounding (~1e-16 relative), at a fraction of the cost.
+    """
     window = min(window, len(y))
     if polyorder >= window:
         raise DataError(None, f"{len(y)} ego samples are too few for a degree-{polyorder} Savitzky-Golay filter",
                         f"at least {polyorder + 1} samples")
-    return savgol_filter(y, window_length=window, polyorder=polyorder, deriv=deriv, delta=delta)
+    matrix = _savgol_matrix(len(y), window, polyorder, deriv)
+    out = matrix @ np.asarray(y, np.float64)
+    return out / (delta**deriv) if deriv else out
+
+
+@lru_cache(maxsize=64)
+def _savgol_matrix(n: int, window: int, polyorder: int, deriv: int) -> F64:
+    """``(n, n)`` matrix of the Savitzky-Golay filter with ``delta`` = 1 (row i: weights of output i)."""
+    from scipy.signal import savgol_filter  # lazy: importing scipy.signal costs ~1 s at start-up
+
+    matrix = savgol_filter(np.eye(n), window_length=window, polyorder=polyorder, deriv=deriv, delta=1.0, axis=0)
+    matrix.setflags(write=False)
+    return matrix
 
 
 def angular_acceleration(ego: EgoStates) -> F64:

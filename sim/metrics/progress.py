@@ -72,8 +72,16 @@ def progress_along_blocks(blocks: list[RouteBlock], points: F64) -> F64:
     progress = np.zeros(len(pts))
     if not blocks or len(pts) == 0:
         return progress
+    shapely.prepare([b.polygon for b in blocks])  # many containment tests per polygon (no-op when prepared)
     inside = np.stack([shapely.contains_xy(b.polygon, pts[:, 0], pts[:, 1]) for b in blocks])  # (B, T)
-    dist = np.stack([baseline_distance(b.baseline, pts) for b in blocks])  # (B, T)
+    # The walk reads dist[b, i] only where point i is inside block b (and dist[0, 0]): project only those.
+    dist = np.full(inside.shape, np.nan)
+    for b, block in enumerate(blocks):
+        need = inside[b].copy()
+        if b == 0:
+            need[0] = True
+        if need.any():
+            dist[b, need] = baseline_distance(block.baseline, pts[need])
     # projection of each block's last / first baseline point on every block's baseline
     ends = np.array([b.baseline[-1] for b in blocks])
     starts = np.array([b.baseline[0] for b in blocks])
