@@ -49,6 +49,7 @@ from experts.proposals import (
 from experts.route import (
     Path,
     blend_paths,
+    extend_route_to_ego,
     lane_sequence,
     offset_path,
     on_route_mask,
@@ -307,6 +308,11 @@ class PDMExpert(Planner):
         pose = ego.pose[0]
         v0 = float(ego.velocity[0, 0])
         tracks = current_input.current_observation.tracks
+        route = extend_route_to_ego(self._map, self._route, pose)
+        if route != self._route:  # ego starts before the route's first roadblock: lead it in
+            self._route = route
+            self._on_route = on_route_mask(self._map, route)
+            self._lanes = {}
         if len(tracks):
             d = np.hypot(tracks.pose[:, -1, 0] - pose[0], tracks.pose[:, -1, 1] - pose[1])
             tracks = tracks.select(d < self.observation_radius)

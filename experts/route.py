@@ -102,6 +102,42 @@ def on_route_mask(map_api: MapAPI, route_roadblock_ids: tuple[int, ...]) -> npt.
     return mask
 
 
+def extend_route_to_ego(map_api: MapAPI, route_roadblock_ids: tuple[int, ...], pose: F64,
+                        max_hops: int = 3) -> tuple[int, ...]:
+    """The route, prefixed with the roadblocks that lead from ego's position into it when ego is not on it.
+
+    A mission's route may start at the roadblock *after* the one ego is in (e.g. ego starts on a lane
+    connector). Scored against such a route, every proposal leaves the route ("oncoming traffic") until ego
+    reaches it, and a stopped ego would look best. Roadblocks containing the rear axle are followed forward
+    (``max_hops`` roadblocks at most) to the first route roadblock; the shortest chain found is prepended.
+    Unchanged when ego is on the route or nothing leads into it.
+    """
+    route = tuple(int(r) for r in route_roadblock_ids)
+    if not route:
+        return route
+    inside = map_api.segments_containing(np.asarray(pose, np.float64)[None, :2])[0]
+    here = {int(map_api.seg_roadblock_id[s]) for s in inside}
+    if not here or here & set(route):
+        return route
+    goal = route[0]
+    best: tuple[int, ...] | None = None
+    for rb in sorted(here):
+        frontier: list[tuple[int, ...]] = [(rb,)]
+        for _ in range(max_hops):
+            nxt = []
+            for chain in frontier:
+                for succ in map_api.roadblock_successors(chain[-1]):
+                    if int(succ) == goal:
+                        if best is None or len(chain) < len(best):
+                            best = chain
+                    elif int(succ) not in chain:
+                        nxt.append(chain + (int(succ),))
+            if best is not None:
+                break
+            frontier = nxt
+    return route if best is None else best + route
+
+
 def heading_error(map_api: MapAPI, seg: int, pose: F64) -> float:
     """Absolute heading difference (rad) between ``pose`` and segment ``seg``'s baseline at its projection."""
     base = map_api.baseline(seg)
