@@ -109,7 +109,18 @@ def _plan_samples(trajectory: Trajectory, stamps: F64, out_t: F64, out_p: F64) -
     n = int(np.searchsorted(stamps, end, side="right"))
     keep = stamps[:n] if n == len(stamps) or (n and stamps[n - 1] >= end) else np.append(stamps[:n], end)
     out_t[:len(keep)] = keep
-    out_p[:len(keep)] = trajectory.at(keep)
+    _interpolate_poses(trajectory.time_s, trajectory.pose, keep, out_p[:len(keep)])
+
+
+def _interpolate_poses(t: F64, pose: F64, query: F64, out: F64) -> None:
+    """:func:`sim.geometry.interpolate_poses` written into ``out`` (same values), skipping ``np.unwrap``'s work
+    when no heading step reaches π (the usual case: its result is then the headings themselves)."""
+    heading = pose[:, 2]
+    if not (np.abs(heading[1:] - heading[:-1]) < np.pi).all():
+        heading = np.unwrap(heading)
+    out[:, 0] = np.interp(query, t, pose[:, 0])
+    out[:, 1] = np.interp(query, t, pose[:, 1])
+    out[:, 2] = (np.interp(query, t, heading) + np.pi) % (2.0 * np.pi) - np.pi
 
 
 def _collect_tracks(observed: list[Tracks]) -> Tracks:
@@ -209,6 +220,13 @@ def run_scenario(
     plan_p = np.full((num_samples, PLAN_SAMPLES, 3), np.nan)
     latency = np.full(num_samples, np.nan)
     stamps = _plan_stamps(scenario, num_samples)
+    # Traffic lights as dicts, built from Python lists (same content as TrafficLights.at, cheaper per step).
+    light_ids = scenario.traffic_lights.lane_connector_id.tolist()
+    light_status = scenario.traffic_lights.status
+
+    def lights_at(step: int) -> dict[int, int]:
+        return dict(zip(light_ids, light_status[step].tolist(), strict=True))
+
     lights_next: dict[int, int] = {}
     status, error = "ok", ""
     done = 0  # samples recorded
@@ -227,7 +245,7 @@ def run_scenario(
         for i in range(num_samples):
             cur = past + i
             now_s = float(ego.time_s[cur])
-            lights = lights_next if i else scenario.traffic_lights.at(base)
+            lights = lights_next if i else lights_at(base)
             inp = PlannerInput(i, now_s, ego.view(cur - hist_len + 1, cur + 1),
                                tuple(obs[max(cur - hist_len + 1, 0):cur + 1]), lights)
             done = i + 1
@@ -255,7 +273,7 @@ def run_scenario(
                 nxt = EgoStates(np.array([float(scenario.time_us[base + i + 1]) * 1e-6]), nxt.pose, nxt.velocity,
                                 nxt.acceleration, nxt.steering_angle, nxt.yaw_rate)
                 # agents move given the ego at i and the lights of i+1 (what nuPlan's IDM agents read)
-                lights_next = scenario.traffic_lights.at(base + i + 1)
+                lights_next = lights_at(base + i + 1)
                 model.advance(i, ego.pose[cur].copy(), float(np.hypot(*ego.velocity[cur])), lights_next)
                 ego.append(nxt)
                 obs.append(observation(model.observe(), ego.pose[cur + 1]))
