@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,15 @@ class Path:
     @property
     def length(self) -> float:
         return float(self.arc[-1])
+
+    @cached_property
+    def segments(self) -> tuple[F64, F64, F64, F64]:
+        """``(start (S, 2), direction (S, 2), squared length (S,), length (S,))`` of the S = P-1 edges (cached:
+        the agents project onto the same path every step)."""
+        base = self.xyh[:, :2]
+        ab = np.diff(base, axis=0)
+        seg_len2 = (ab**2).sum(-1)
+        return base[:-1], ab, seg_len2, np.sqrt(seg_len2)
 
 
 def make_path(xyh: npt.ArrayLike) -> Path:
@@ -73,7 +83,11 @@ def poses_at(path: Path, s: npt.ArrayLike) -> F64:
     if len(path.arc) == 1:
         out = np.broadcast_to(path.xyh[0], q.shape + (3,)).copy()
     else:
-        out = np.stack([np.interp(q, path.arc, path.xyh[:, i]) for i in range(3)], -1)
+        out = np.empty(q.shape + (3,))
+        xyh = path.xyh
+        out[..., 0] = np.interp(q, path.arc, xyh[:, 0])
+        out[..., 1] = np.interp(q, path.arc, xyh[:, 1])
+        out[..., 2] = np.interp(q, path.arc, xyh[:, 2])
     out[..., 2] = (out[..., 2] + np.pi) % (2.0 * np.pi) - np.pi
     return out
 
@@ -117,12 +131,11 @@ def project(path: Path, points: F64, first: int = 0) -> tuple[F64, F64]:
     Points before that vertex or after the end project on the extensions of the first / last segment (arc
     length below ``arc[first]`` or above the length), so they never fall inside a corridor ahead.
     """
-    base = path.xyh[first:, :2]
-    if len(base) == 1:
-        d = points - base[0]
+    if len(path.xyh) - first == 1:
+        d = points - path.xyh[first, :2]
         return np.full(len(points), -np.inf), np.hypot(d[:, 0], d[:, 1])
-    a, ab = base[:-1], np.diff(base, axis=0)
-    seg_len2 = (ab**2).sum(-1)
+    a_all, ab_all, len2_all, seg_len_all = path.segments
+    a, ab, seg_len2 = a_all[first:], ab_all[first:], len2_all[first:]
     rel = points[:, None, :] - a[None]
     t = (rel * ab[None]).sum(-1) / seg_len2
     t_in = np.clip(t, 0.0, 1.0)
@@ -132,7 +145,7 @@ def project(path: Path, points: F64, first: int = 0) -> tuple[F64, F64]:
     d2 = ((points[:, None, :] - closest) ** 2).sum(-1)
     k = np.argmin(d2, axis=1)
     rows = np.arange(len(points))
-    arc = path.arc[first + k] + t_in[rows, k] * np.sqrt(seg_len2[k])
+    arc = path.arc[first + k] + t_in[rows, k] * seg_len_all[first + k]
     cross = ab[k, 0] * rel[rows, k, 1] - ab[k, 1] * rel[rows, k, 0]
     return arc, np.sign(cross) * np.sqrt(d2[rows, k])
 
