@@ -206,44 +206,7 @@ def simplified_route(route: list[Route]) -> list[Route]:
 
 def baseline_distance(baseline_xy: F64, points: npt.ArrayLike) -> F64:
     """Arc length (m) of the closest baseline point to each point ``(P, 2)``, clamped to ``[0, length]``
-    (shapely's ``project``, as nuPlan's ``get_distance_of_closest_baseline_point_to_its_start``).
-
-    Vectorized over points x segments with GEOS's arithmetic (``LengthIndexOfPoint``: point-segment distance,
-    the first segment with the smallest distance wins, measure = cumulated segment lengths + projection factor
-    x segment length), so the values equal shapely's without building geometries.
-    """
-    base = np.asarray(baseline_xy, np.float64)[:, :2]
+    (shapely's ``project``, as nuPlan's ``get_distance_of_closest_baseline_point_to_its_start``)."""
+    line = shapely.LineString(np.asarray(baseline_xy, np.float64)[:, :2])
     pts = np.atleast_2d(np.asarray(points, np.float64))[:, :2]
-    if len(base) < 2 or len(pts) == 0:
-        line = shapely.LineString(base) if len(base) >= 2 else None
-        if line is None:
-            return np.zeros(len(pts))
-        return np.asarray(shapely.line_locate_point(line, shapely.points(pts)), np.float64)
-    ax, ay = base[:-1, 0], base[:-1, 1]
-    dx, dy = base[1:, 0] - ax, base[1:, 1] - ay
-    len2 = dx * dx + dy * dy
-    seg_len = np.sqrt(len2)
-    start = np.zeros(len(seg_len))
-    np.cumsum(seg_len[:-1], out=start[1:])
-    degenerate = len2 == 0.0
-    safe_len2 = np.where(degenerate, 1.0, len2)
-    out = np.empty(len(pts))
-    chunk = max(1, 1_000_000 // len(seg_len))
-    for c0 in range(0, len(pts), chunk):
-        px = pts[c0:c0 + chunk, 0:1]
-        py = pts[c0:c0 + chunk, 1:2]
-        rx, ry = px - ax, py - ay  # (P, S)
-        r = (rx * dx + ry * dy) / safe_len2
-        r = np.where(degenerate, 0.0, r)
-        to_a = np.sqrt(rx * rx + ry * ry)
-        bx, by = px - base[1:, 0], py - base[1:, 1]
-        to_b = np.sqrt(bx * bx + by * by)
-        s = (-ry * dx - (-rx) * dy) / safe_len2  # ((A.y - p.y)·dx − (A.x − p.x)·dy) / len2
-        dist = np.where(r <= 0.0, to_a, np.where(r >= 1.0, to_b, np.abs(s) * seg_len))
-        dist = np.where(degenerate, to_a, dist)
-        k = np.argmin(dist, axis=1)
-        rows = np.arange(len(k))
-        factor = r[rows, k]
-        measure = start[k] + factor * seg_len[k]
-        out[c0:c0 + chunk] = np.where(factor <= 0.0, start[k], np.where(factor >= 1.0, start[k] + seg_len[k], measure))
-    return out
+    return np.asarray(shapely.line_locate_point(line, shapely.points(pts)), np.float64)
