@@ -30,7 +30,6 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg import solve_banded
 
 from sim.dynamics.bicycle import wrap_angle
 from sim.errors import DataError
@@ -181,6 +180,8 @@ SMALL_BATCH = 8
 
 def _solve_tridiagonal_lapack(diag: F64, off: float, rhs: F64) -> F64:
     """Solve the symmetric tridiagonal systems (diagonal ``diag`` (M, K), constant off-diagonal) one per column."""
+    from scipy.linalg import solve_banded  # lazy: scipy.linalg costs ~0.5 s to import
+
     m = diag.shape[0]
     out = np.empty_like(diag)
     off_row = np.full(m, off)

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from sim.errors import DataError
 from sim.metrics.closed_loop import CLS_METRICS
 from sim.metrics.common import METRICS_VERSION
 from sim.metrics.open_loop import OLS_METRICS
+
+if TYPE_CHECKING:  # pandas (~1 s to import) is loaded by the functions that build tables, not by `import sim.metrics`
+    import pandas as pd
+
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ def score_rows(scenario: str, scenario_type: str, metrics: Mapping[str, float], 
 
 
 def _aggregate_one(df: pd.DataFrame, ch: Challenge) -> tuple[pd.DataFrame, list[str]]:
+    import pandas as pd
+
     metric_cols = sorted(m for m in ch.metrics)
     status = df.groupby("scenario", sort=False)["status"].agg(lambda s: "ok" if (s == "ok").all() else
                                                               next(v for v in s if v != "ok"))
@@ -156,6 +162,8 @@ def aggregate(df: pd.DataFrame, challenge: str | Challenge) -> pd.DataFrame:
     ``scenario``, ``scenario_type``, ``num_scenarios``, ``status``, one column per challenge metric, ``score``.
     ``attrs``: ``failed_scenarios`` (list), ``challenge``, ``metrics_version``.
     """
+    import pandas as pd
+
     ch = get_challenge(challenge)
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
