@@ -157,6 +157,8 @@ class PDMExpert(Planner):
         self.raster_half_size = float(raster_half_size)
         self.raster_resolution = float(raster_resolution)
         self.last_scores = None
+        #: Set to a dict to collect the scorer's CPU seconds per stage (off by default: reading the clock costs).
+        self.timings: dict[str, float] | None = None
         self._map = None
         self._route: tuple[int, ...] = ()
         self._on_route = None
@@ -444,7 +446,6 @@ class PDMExpert(Planner):
         world = build_scoring_world(self._map, self._route, ego, tracks, current_input.traffic_lights,
                                     self.dt * np.arange(poses.shape[1]), raster_half_size=self.raster_half_size,
                                     resolution=self.raster_resolution)
-        self.timings: dict[str, float] = {}
         result = score_trajectories(rollout, world, timings=self.timings)
         self.last_scores = result
         return result.pdm_score, np.asarray(result.collision_time_s, np.float64)

@@ -311,6 +311,13 @@ _ROUTE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 _LANE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Per-map caches of what does not change between planning steps: rasters of fixed areas on windows snapped to
+# a global grid, red-light geometries per set of red connectors, route centerlines per start segment.
+_RASTER_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_RED_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CENTERLINE_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Grid (m) the cached raster windows are anchored to; a window reaches ``snap`` m beyond the requested size.
+RASTER_SNAP = 16.0
 
 
 def _lane_index(map_api: MapAPI) -> tuple[shapely.STRtree, npt.NDArray[np.object_]]:
@@ -322,6 +329,59 @@ def _lane_index(map_api: MapAPI) -> tuple[shapely.STRtree, npt.NDArray[np.object
         cached = (shapely.STRtree(polygons), polygons)
         _LANE_CACHE[map_api] = cached
     return cached
+
+
+def _shifted(raster: AreaRaster, frame_origin: F64) -> AreaRaster:
+    """The same raster (shared grids, no recomputation) expressed in the local frame of ``frame_origin``."""
+    delta = raster.frame_origin - frame_origin
+    out = object.__new__(AreaRaster)
+    for name in ("resolution", "inside", "uncertain", "geometry", "core_margin", "_code", "_core"):
+        object.__setattr__(out, name, getattr(raster, name))
+    object.__setattr__(out, "origin", raster.origin + delta)
+    object.__setattr__(out, "frame_origin", np.asarray(frame_origin, np.float64).copy())
+    object.__setattr__(out, "bounds", None if raster.bounds is None else raster.bounds + np.tile(delta, 2))
+    return out
+
+
+def cached_area_raster(map_api: MapAPI, key: object, geometry: shapely.Geometry | None, frame_origin: F64,
+                       half_size: float, resolution: float, edges: F64 | None = None,
+                       core_margin: float = 0.0) -> AreaRaster:
+    """:func:`area_raster` centred on the local origin, reused across planning steps.
+
+    The window is anchored to a global grid of :data:`RASTER_SNAP` m and grown by that much, so that it covers
+    ``frame_origin ± half_size`` wherever the ego stands in its grid cell; it is built once per anchor and
+    ``key`` (which must identify ``geometry``) and shifted into the caller's frame. Look-ups are exact either way
+    (boundary cells ask shapely), so results equal those of a fresh raster.
+    """
+    frame_origin = np.asarray(frame_origin, np.float64)
+    if half_size <= 0.0 or geometry is None or geometry.is_empty:
+        return area_raster(geometry, frame_origin, np.zeros(2), half_size, resolution, edges, core_margin)
+    anchor = np.round(frame_origin / RASTER_SNAP) * RASTER_SNAP
+    per_map = _RASTER_CACHE.setdefault(map_api, {})
+    ck = (key, float(anchor[0]), float(anchor[1]), float(half_size), float(resolution), float(core_margin))
+    base = per_map.get(ck)
+    if base is None:
+        base = area_raster(geometry, anchor, np.zeros(2), half_size + RASTER_SNAP, resolution, edges, core_margin)
+        if len(per_map) > 48:  # a few windows per area along a drive: keep memory bounded
+            per_map.pop(next(iter(per_map)))
+        per_map[ck] = base
+    return _shifted(base, frame_origin)
+
+
+def _red_light_geometries(map_api: MapAPI, red_ids: tuple[int, ...], grow: float
+                          ) -> tuple[shapely.Geometry | None, shapely.Geometry | None]:
+    """Union of the red connectors ``red_ids`` and the same grown by ``grow`` m (cached per map and set)."""
+    if not red_ids:
+        return None, None
+    per_map = _RED_CACHE.setdefault(map_api, {})
+    key = (red_ids, float(grow))
+    if key not in per_map:
+        polys = [map_api.seg_polygon[map_api.segment_index(i, connector=True)] for i in red_ids]
+        geom = shapely.union_all(np.array(polys, dtype=object))
+        if len(per_map) > 64:
+            per_map.clear()
+        per_map[key] = (geom, shapely.buffer(geom, grow))
+    return per_map[key]
 
 
 def _union_with_edges(parts: npt.NDArray[np.object_]) -> tuple[shapely.Geometry, F64]:
@@ -383,9 +443,24 @@ def route_centerline(map_api: MapAPI, route_roadblock_ids: tuple[int, ...], ego_
     _, _, on_route = route_surface(map_api, route_roadblock_ids)
     if len(on_route) == 0:
         return pose[:2] + np.outer(np.linspace(-10.0, max_length, 42), [np.cos(pose[2]), np.sin(pose[2])])
-    order = {int(rb): i for i, rb in enumerate(route_roadblock_ids)}
     containing = np.intersect1d(map_api.segments_containing(pose[None, :2])[0], on_route)
-    start = map_api.nearest_segment(pose, containing if len(containing) else on_route)
+    start = int(map_api.nearest_segment(pose, containing if len(containing) else on_route))
+    # The path depends on the start segment only (not on where ego is on it): cached per map and route.
+    per_map = _CENTERLINE_CACHE.setdefault(map_api, {})
+    key = (tuple(int(r) for r in route_roadblock_ids), start, float(max_length), float(extension))
+    cached = per_map.get(key)
+    if cached is None:
+        cached = _centerline_from(map_api, route_roadblock_ids, on_route, start, pose, max_length, extension)
+        if len(per_map) > 256:
+            per_map.clear()
+        per_map[key] = cached
+    return cached.copy()
+
+
+def _centerline_from(map_api: MapAPI, route_roadblock_ids: tuple[int, ...], on_route: I64, start: int,
+                     pose: F64, max_length: float, extension: float) -> F64:
+    """The centerline of :func:`route_centerline` from segment ``start`` (Dijkstra + straight extension)."""
+    order = {int(rb): i for i, rb in enumerate(route_roadblock_ids)}
     allowed = set(on_route.tolist())
     best = {start: 0.0}
     parent: dict[int, int] = {}
@@ -412,6 +487,7 @@ def route_centerline(map_api: MapAPI, route_roadblock_ids: tuple[int, ...], ego_
     xy = xy[keep]
     # Past the last lane the path goes on straight, so that progress does not saturate where the lane graph
     # ends (a dead end, or a route that needs a lane change the graph search cannot make).
+    # (One baseline vertex cannot happen for a real lane; the heading fallback keeps the cache pose-free.)
     tail = xy[-1] - xy[-2] if len(xy) > 1 else np.array([np.cos(pose[2]), np.sin(pose[2])])
     tail = tail / max(float(np.hypot(*tail)), 1e-9)
     return np.concatenate([xy, xy[-1:] + extension * tail[None]])
@@ -626,18 +702,20 @@ def build_scoring_world(
 
     # Areas.
     drive_geom, drive_edges = drivable_surface(map_api)
-    drivable = area_raster(drive_geom, origin, np.zeros(2), raster_half_size, resolution, drive_edges,
-                           core_margin=0.5 * float(np.hypot(vehicle.length, vehicle.width)))
+    drivable = cached_area_raster(map_api, "drivable", drive_geom, origin, raster_half_size, resolution,
+                                  drive_edges, core_margin=0.5 * float(np.hypot(vehicle.length, vehicle.width)))
     inter_geom, inter_edges = intersection_surface(map_api)
     intersection = area_raster(inter_geom, origin, np.zeros(2), 0.0, resolution)  # a few look-ups: exact
-    route_geom, route_edges, route_segments = route_surface(map_api, tuple(route_roadblock_ids))
+    route_key = ("route", tuple(int(r) for r in route_roadblock_ids))
+    route_geom, route_edges, route_segments = route_surface(map_api, route_key[1])
     if len(route_segments) == 0:  # no usable route: driving direction can only judge leaving the road
-        route_geom, route_edges = drive_geom, drive_edges
-    on_route = area_raster(route_geom, origin, np.zeros(2), raster_half_size, resolution, route_edges)
+        route_geom, route_edges, route_key = drive_geom, drive_edges, "drivable"
+    on_route = cached_area_raster(map_api, route_key, route_geom, origin, raster_half_size, resolution,
+                                  route_edges)
 
     # Red lights: red connectors of the route that the ego does not already touch.
     ego_box_now = shapely.polygons(_ego_corners(_ego_centers(ego_global, vehicle), vehicle))
-    red_ids, red_polys = [], []
+    red_ids = []
     route_set = set(int(s) for s in route_segments)
     for conn_id, status in traffic_lights.items():
         if int(status) != TrafficLightStatus.RED:
@@ -648,12 +726,12 @@ def build_scoring_world(
             continue
         if s in route_set and not shapely.intersects(map_api.seg_polygon[s], ego_box_now):
             red_ids.append(int(conn_id))
-            red_polys.append(map_api.seg_polygon[s])
-    red_geom = shapely.union_all(np.array(red_polys, dtype=object)) if red_polys else None
     half_diag = 0.5 * float(np.hypot(vehicle.length, vehicle.width))
-    red_near_geom = shapely.buffer(red_geom, half_diag + 0.05) if red_geom is not None else None
-    red_light = area_raster(red_geom, origin, np.zeros(2), raster_half_size, resolution)
-    red_light_near = area_raster(red_near_geom, origin, np.zeros(2), raster_half_size, resolution)
+    red_key = tuple(red_ids)
+    red_geom, red_near_geom = _red_light_geometries(map_api, red_key, half_diag + 0.05)
+    red_light = cached_area_raster(map_api, ("red", red_key), red_geom, origin, raster_half_size, resolution)
+    red_light_near = cached_area_raster(map_api, ("red_near", red_key, half_diag), red_near_geom, origin,
+                                        raster_half_size, resolution)
 
     centerline_xy = route_centerline(map_api, tuple(route_roadblock_ids), ego_global) - origin
     dense = _densify(centerline_xy, 0.5)
@@ -1175,7 +1253,8 @@ class _Stopwatch:
 
     def __init__(self, timings: dict[str, float] | None) -> None:
         self.timings = timings
-        self.start = self.last = process_time()
+        # The CPU clock is a system call: only read it when timings are wanted.
+        self.start = self.last = process_time() if timings is not None else 0.0
 
     def __call__(self, name: str) -> None:
         if self.timings is not None:

@@ -17,6 +17,7 @@ from sim.metrics.pdm_score import (
     PDMScores,
     area_raster,
     build_scoring_world,
+    cached_area_raster,
     drivable_surface,
     navsim_v1_pdms,
     normalize_progress,
@@ -456,3 +457,52 @@ def test_objects_overlapping_the_ego_now_are_left_out(junction: MapAPI) -> None:
     assert score_trajectories(_straight(10.0), kept).column("no_at_fault_collision")[0] == 0.0
     assert score_trajectories(_straight(10.0), world).column("no_at_fault_collision")[0] == 0.0  # the parked car
     assert score_trajectories(_straight(3.0), world).column("no_at_fault_collision")[0] == 1.0
+
+
+def test_cached_raster_equals_a_fresh_one_wherever_the_ego_stands() -> None:
+    from shapely import affinity
+
+    frame = np.array([664123.4, 3996789.1])
+    ring = shapely.Point(frame + [10.0, 5.0]).buffer(12.0).difference(shapely.Point(frame + [10.0, 5.0]).buffer(4.0))
+    bar = affinity.rotate(shapely.box(*(frame + [-30.0, -2.0]), *(frame + [25.0, 1.5])), 23.0)
+    geometry = shapely.union_all([ring, bar])
+    holder = MapAPI.from_layers(two_lane_junction_layers())  # any map object: the cache is kept per map
+    rng = np.random.default_rng(5)
+    boundary = shapely.get_coordinates(shapely.segmentize(geometry.boundary, 0.05))
+    for step in range(6):  # an ego driving along: the windows are reused, shifted into each local frame
+        origin = frame + np.array([-20.0 + 7.3 * step, 0.37 * step])
+        cached = cached_area_raster(holder, "test-shape", geometry, origin, 30.0, 0.2, core_margin=2.7)
+        fresh = area_raster(geometry, origin, np.zeros(2), 30.0, 0.2, core_margin=2.7)
+        near = boundary[rng.integers(len(boundary), size=20000)] + rng.normal(0.0, 0.05, (20000, 2))
+        pts = np.concatenate([near, origin + rng.uniform(-35.0, 35.0, (20000, 2))]) - origin
+        exact = shapely.intersects_xy(geometry, pts[:, 0] + origin[0], pts[:, 1] + origin[1])
+        assert np.array_equal(cached.contains(pts[:, 0], pts[:, 1]), exact)
+        assert np.array_equal(fresh.contains(pts[:, 0], pts[:, 1]), exact)
+        core = cached.in_core(pts[:, 0], pts[:, 1])
+        assert core.any() and exact[core].all()  # the core is sound in the shifted frame too
+
+
+def test_world_from_caches_scores_as_a_fresh_world(junction: MapAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sim.metrics.pdm_score as pdm
+
+    def fresh_raster(map_api, key, geometry, origin, half_size, resolution, edges=None, core_margin=0.0):
+        return area_raster(geometry, origin, np.zeros(2), half_size, resolution, edges, core_margin)
+
+    objects = [(Category.VEHICLE, (35.0, -1.75, 0.0), (4.5, 2.0), (2.0, 0.0)),
+               (Category.TRAFFIC_CONE, (25.0, 1.0, 0.0), (0.5, 0.5), (0.0, 0.0))]
+    rng = np.random.default_rng(6)
+    lateral = rng.uniform(-3.0, 3.0, 16)
+    for x0 in (10.0, 13.1, 17.9):  # successive planning steps reuse the cached areas
+        x = x0 + rng.uniform(0.0, 14.0, 16)[:, None] * TIMES
+        y = -1.75 + lateral[:, None] * np.clip(TIMES / 2.0, 0, 1)
+        ro = _rollout(x, y)
+        lights = {11: TrafficLightStatus.RED}
+        warm = score_trajectories(ro, _world(junction, objects, lights=lights, ego=_ego(x=x0)))
+        with monkeypatch.context() as m:  # no cache at all: rasters built on the ego's own window
+            m.setattr(pdm, "cached_area_raster", fresh_raster)
+            for cache in (pdm._RED_CACHE, pdm._CENTERLINE_CACHE):
+                cache.clear()  # rebuilt from scratch for this world
+            cold = score_trajectories(ro, _world(junction, objects, lights=lights, ego=_ego(x=x0)))
+        assert np.array_equal(warm.scores, cold.scores)
+        assert np.array_equal(warm.raw_progress, cold.raw_progress)
+        assert len({tuple(r) for r in warm.scores}) > 2
