@@ -27,6 +27,7 @@ nuPlan's shapely occupancy map: same decisions for boxes and footprints on lanes
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -118,6 +119,11 @@ class IDMAgents:
         self._baseline_cache: dict[int, F64] = {}
         tracks = scenario.tracks
         self._open_loop_rows = np.flatnonzero(np.isin(tracks.category, np.asarray(p.open_loop_categories)))
+        rows_ol = self._open_loop_rows
+        # Open-loop boxes at every step, once (box_corners is elementwise: same corners as per step).
+        self._open_loop_boxes = box_corners(tracks.pose[rows_ol], tracks.size[rows_ol, 0][:, None],
+                                            tracks.size[rows_ol, 1][:, None])  # (R, T, 4, 2)
+        self._tl_connector: dict[int, bool] = {}
         step = scenario.index(start_iteration)
 
         ego_pose = scenario.ego.pose[step]
@@ -245,9 +251,10 @@ class IDMAgents:
         # Obstacles for this step, one array updated in place: ego box, open-loop objects of the next
         # iteration, then the agents' footprints (nuPlan's occupancy map).
         tracks = sc.tracks
-        ol = self._open_loop_at(nxt)
-        ol_boxes = box_corners(tracks.pose[ol, min(nxt, tracks.num_steps - 1)], tracks.size[ol, 0],
-                               tracks.size[ol, 1])
+        ol_step = min(nxt, tracks.num_steps - 1)
+        ol_valid = tracks.valid[self._open_loop_rows, ol_step]
+        ol_boxes = self._open_loop_boxes[ol_valid, ol_step]
+        ol = ol_boxes  # only its length is used below
         num_fixed = 1 + len(ol)
         polys = np.empty((num_fixed + n, VERTICES, 2))
         polys[0] = _pad(box_corners(ego_center, self.vehicle.length, self.vehicle.width))
@@ -263,7 +270,7 @@ class IDMAgents:
             self._plan_route(i, traffic_lights)
             # The target speed follows the speed limit of the route's last segment when it has one.
             limit = float(self._map.seg_speed_limit[self.routes[i][-1]])
-            if np.isfinite(limit) and limit > 0.0:
+            if math.isfinite(limit) and limit > 0.0:
                 self.target_velocity[i] = limit
             path = self.paths[i]
             s = float(self.progress[i])
@@ -367,8 +374,12 @@ class IDMAgents:
         """Stop-line polygons ``(VERTICES, 2)`` of the RED connectors on agent ``i``'s route."""
         m = self._map
         out: list[F64] = []
+        is_tl = self._tl_connector
         for seg in self.routes[i]:
-            if not m.seg_is_connector[seg] or not m.seg_has_traffic_light[seg]:
+            flag = is_tl.get(seg)
+            if flag is None:
+                flag = is_tl[seg] = bool(m.seg_is_connector[seg] and m.seg_has_traffic_light[seg])
+            if not flag:
                 continue
             if traffic_lights.get(int(m.seg_id[seg])) != TrafficLightStatus.RED:
                 continue

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -112,9 +112,14 @@ def band_polygon(path: Path, lo: float, hi: float, half_width: float, samples: i
     ``lo`` and ``hi``: the left side forward then the right side backward (a closed ring without repeat).
     With ``center`` (an arc length) also returns the pose there, from the same interpolation:
     ``(pose (3,), band)``."""
-    s = np.linspace(lo, hi, samples)
+    # np.linspace(lo, hi, samples) (+ center): the same arithmetic (i·step + lo, last = hi) without its overhead
+    if samples < 2:
+        s = np.append(np.linspace(lo, hi, samples), [] if center is None else [center])
+    else:
+        s = _ramp(samples + (center is not None)) * ((hi - lo) / (samples - 1)) + lo
+        s[samples - 1] = hi
     if center is not None:
-        s = np.append(s, center)
+        s[samples] = center
     p = poses_at(path, s)
     nx, ny = -np.sin(p[:samples, 2]) * half_width, np.cos(p[:samples, 2]) * half_width
     band = np.empty((2 * samples, 2))
@@ -123,6 +128,13 @@ def band_polygon(path: Path, lo: float, hi: float, half_width: float, samples: i
     band[samples:, 0] = (p[:samples, 0] - nx)[::-1]
     band[samples:, 1] = (p[:samples, 1] - ny)[::-1]
     return band if center is None else (p[samples], band)
+
+
+@lru_cache(maxsize=8)
+def _ramp(n: int) -> F64:
+    out = np.arange(n, dtype=np.float64)
+    out.setflags(write=False)
+    return out
 
 
 def project(path: Path, points: F64, first: int = 0) -> tuple[F64, F64]:
