@@ -99,7 +99,7 @@ def build_recording(world: World, log_name: str, plan: ScenePlan, tag_time: floa
     for st in scene_start:
         rb = seg_rb[min(st // 2, n10 - 1)]
         idx = ego_route.index(rb) if rb in ego_route else 0
-        scene_rbs.append(tuple(ego_route[idx:]))
+        scene_rbs.append(tuple(ego_route[max(0, min(idx, len(ego_route) - 2)):]))  # >= 2 roadblocks
     goal = np.full(n_scenes, f - 1, np.int64)
     tag_frame = int(round((tag_time - t10[0]) / 0.05))
     return LogRecording(
@@ -195,4 +195,9 @@ def extend_route(town: Town, route: list[int], beyond: int = 3) -> list[int]:
             break
         best = max(options, key=lambda o: (o.priority, -o.idx))  # straight first, then right, then left
         out.append(int(best.roadblock))
+    if len(out) < 2:  # a dead end: start the route one roadblock earlier instead
+        first = town.roadblocks.get(out[0])
+        before = [town.segments[j] for s in (first.segments if first else []) for j in town.segments[s].pred]
+        if before:
+            out.insert(0, int(max(before, key=lambda o: (o.priority, -o.idx)).roadblock))
     return out
