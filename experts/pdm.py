@@ -127,6 +127,9 @@ class PDMExpert(Planner):
         max_lateral_accel: float = 2.5,
         raster_half_size: float = 64.0,
         raster_resolution: float = 0.5,
+        anticipate_braking: bool = True,
+        braking_window_s: float = 0.2,
+        braking_threshold: float = 2.0,
     ) -> None:
         self.lateral_offsets = tuple(float(o) for o in lateral_offsets)
         self.speed_fractions = np.asarray(speed_fractions, np.float64)
@@ -156,6 +159,9 @@ class PDMExpert(Planner):
         self.max_lateral_accel = float(max_lateral_accel)
         self.raster_half_size = float(raster_half_size)
         self.raster_resolution = float(raster_resolution)
+        self.anticipate_braking = bool(anticipate_braking)
+        self.braking_window_s = float(braking_window_s)
+        self.braking_threshold = float(braking_threshold)
         self.last_scores = None
         #: Set to a dict to collect the scorer's CPU seconds per stage (off by default: reading the clock costs).
         self.timings: dict[str, float] | None = None
@@ -319,7 +325,8 @@ class PDMExpert(Planner):
             d = np.hypot(tracks.pose[:, -1, 0] - pose[0], tracks.pose[:, -1, 1] - pose[1])
             tracks = tracks.select(d < self.observation_radius)
         num_samples = self.steps // 2 + 1
-        fc = forecast(tracks, num_samples, 2 * self.dt)
+        decel = self._braking_rates(current_input, tracks) if self.anticipate_braking else None
+        fc = forecast(tracks, num_samples, 2 * self.dt, decel)
         # Objects ego already overlaps are ignored (PDM-Closed does the same), or the expert would freeze.
         ego_box = box_corners(ego.center()[0], PACIFICA.length, PACIFICA.width)
         ignore = boxes_overlap(ego_box[None], fc.corners) if len(tracks) else np.zeros(0, bool)
@@ -417,6 +424,28 @@ class PDMExpert(Planner):
         self.last_plan = Plan(poses, v, scores, best, kind, target, prop_offset, emergency)
         self.step_times.append(time.perf_counter() - t_start)
         return Trajectory(current_input.time_s + self.dt * np.arange(self.steps + 1), poses[best])
+
+    def _braking_rates(self, current_input: PlannerInput, tracks: Tracks) -> F64 | None:
+        """``(N,)`` deceleration (m/s², ≥ 0) of each object over the last ``braking_window_s``, from the
+        observation history (0 where unknown or not braking clearly)."""
+        history = current_input.observation_history
+        lag = int(round(self.braking_window_s / self.dt))
+        if len(tracks) == 0 or len(history) <= lag:
+            return None
+        past = history[-1 - lag].tracks
+        if len(past) == 0:
+            return None
+        index = {tok: i for i, tok in enumerate(past.token)}
+        rows = np.array([index.get(tok, -1) for tok in tracks.token])
+        known = rows >= 0
+        if not known.any():
+            return None
+        v_now = np.hypot(tracks.velocity[:, -1, 0], tracks.velocity[:, -1, 1])
+        v_past = np.full(len(tracks), np.nan)
+        v_past[known] = np.hypot(past.velocity[rows[known], -1, 0], past.velocity[rows[known], -1, 1])
+        rate = np.nan_to_num((v_past - v_now) / (lag * self.dt), nan=0.0)
+        # Only clear, hard braking counts (noise and gentle slowing stay constant-velocity, as PDM-Closed).
+        return np.where(rate > self.braking_threshold, np.minimum(rate, 10.0), 0.0)
 
     def _choose(self, scores: F64, kind: I64, target: I64) -> int:
         """Best lane-keeping proposal unless a lane change beats it by ``lane_change_margin`` (a change that is

@@ -63,22 +63,37 @@ class Forecast:
     is_agent: npt.NDArray[np.bool_]
     speed: F64
     category: npt.NDArray[np.int8]
+    speed_scale: F64 | None = None  # (N, J) speed at sample j / current speed (None: constant velocity)
 
 
-def forecast(tracks: Tracks, num_samples: int, dt: float) -> Forecast:
-    """Constant-velocity forecast of the objects of a one-step ``tracks`` at ``j·dt``, ``j = 0..num_samples-1``.
+def forecast(tracks: Tracks, num_samples: int, dt: float, decel: F64 | None = None) -> Forecast:
+    """Forecast of the objects of a one-step ``tracks`` at ``j·dt``, ``j = 0..num_samples-1``.
 
-    Static categories stay where they are; agents move with their current global velocity (heading kept).
+    Static categories stay where they are; agents move with their current global velocity (heading kept), or,
+    where ``decel`` ``(N,)`` (m/s², ≥ 0) is positive, slow down at that rate to a stop along that direction
+    (a braking leader: a constant-velocity forecast sees the danger only when it is too late).
     """
     pose = tracks.pose[:, -1, :]  # (N, 3)
     is_agent = np.isin(tracks.category, AGENT_CATEGORIES)
     vel = np.where(is_agent[:, None], np.nan_to_num(tracks.velocity[:, -1, :]), 0.0)
+    speed = np.hypot(vel[:, 0], vel[:, 1])
     t = np.arange(num_samples) * dt
     center = np.repeat(pose[:, None, :], num_samples, axis=1)
-    center[..., :2] += vel[:, None, :] * t[None, :, None]
+    scale = None
+    if decel is not None and (np.asarray(decel) > 0.0).any() and len(pose):
+        b = np.where(is_agent, np.maximum(np.asarray(decel, np.float64), 0.0), 0.0)[:, None]  # (N, 1)
+        t_stop = np.where(b > 0.0, speed[:, None] / np.maximum(b, 1e-9), np.inf)
+        tc = np.minimum(t[None, :], t_stop)  # (N, J)
+        scale = np.where(b > 0.0, 1.0 - b * tc / np.maximum(speed[:, None], 1e-9), 1.0)
+        dist_factor = tc - 0.5 * b * tc**2 / np.maximum(speed[:, None], 1e-9)  # distance / current speed
+        dist_factor = np.where(b > 0.0, dist_factor, t[None, :])
+        center[..., :2] += vel[:, None, :] * dist_factor[..., None]
+        scale = np.clip(scale, 0.0, 1.0)
+    else:
+        center[..., :2] += vel[:, None, :] * t[None, :, None]
     corners = box_corners(pose, tracks.size[:, 0], tracks.size[:, 1]) if len(pose) else np.zeros((0, 4, 2))
-    return Forecast(corners, center, tracks.size[:, 0], tracks.size[:, 1], vel, is_agent,
-                    np.hypot(vel[:, 0], vel[:, 1]), tracks.category)
+    return Forecast(corners, center, tracks.size[:, 0], tracks.size[:, 1], vel, is_agent, speed, tracks.category,
+                    scale)
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,8 @@ def path_obstacles(path: Path, offsets: F64, fc: Forecast, red_light_s: F64, ign
         s_min = np.where(inside, s_lo[None], np.inf).transpose(0, 2, 1)
         s_max = np.where(inside, s_hi[None], -np.inf).transpose(0, 2, 1)
         along = fc.velocity[:, None, 0] * np.cos(h) + fc.velocity[:, None, 1] * np.sin(h)
+        if fc.speed_scale is not None:
+            along = along * fc.speed_scale
         speed = np.maximum(along, 0.0).T  # (J, N)
     else:
         s_min = np.full((len(d_off), j, 0), np.inf)
