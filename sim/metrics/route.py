@@ -204,9 +204,67 @@ def simplified_route(route: list[Route]) -> list[Route]:
     return out
 
 
+#: Segments per block in :func:`baseline_distance`'s pruning.
+_BLOCK = 8
+
+
 def baseline_distance(baseline_xy: F64, points: npt.ArrayLike) -> F64:
     """Arc length (m) of the closest baseline point to each point ``(P, 2)``, clamped to ``[0, length]``
-    (shapely's ``project``, as nuPlan's ``get_distance_of_closest_baseline_point_to_its_start``)."""
-    line = shapely.LineString(np.asarray(baseline_xy, np.float64)[:, :2])
+    (shapely's ``project``, as nuPlan's ``get_distance_of_closest_baseline_point_to_its_start``).
+
+    Same values as ``shapely.line_locate_point`` (GEOS's ``LengthIndexOfPoint`` arithmetic: point-segment
+    distance, the first segment with the smallest distance wins, measure = cumulated segment lengths +
+    projection factor x segment length), computed only on the segments that can be nearest: blocks of
+    segments whose bounding box is closer than the nearest block-start vertex (an upper bound of the distance).
+    """
+    base = np.asarray(baseline_xy, np.float64)[:, :2]
     pts = np.atleast_2d(np.asarray(points, np.float64))[:, :2]
-    return np.asarray(shapely.line_locate_point(line, shapely.points(pts)), np.float64)
+    if len(base) < 2 or len(pts) == 0 or not np.isfinite(base).all() or not np.isfinite(pts).all():
+        line = shapely.LineString(base)
+        return np.asarray(shapely.line_locate_point(line, shapely.points(pts)), np.float64)
+    ax, ay = base[:-1, 0], base[:-1, 1]
+    dx, dy = base[1:, 0] - ax, base[1:, 1] - ay
+    len2 = dx * dx + dy * dy
+    seg_len = np.sqrt(len2)
+    start = np.zeros(len(seg_len))
+    np.cumsum(seg_len[:-1], out=start[1:])
+    num_seg = len(seg_len)
+    num_blocks = -(-num_seg // _BLOCK)
+    pad = num_blocks * _BLOCK - num_seg
+    # block bounding boxes (all vertices of the block's segments)
+    bx0 = np.concatenate([ax, np.full(pad, ax[-1])]).reshape(num_blocks, _BLOCK)
+    by0 = np.concatenate([ay, np.full(pad, ay[-1])]).reshape(num_blocks, _BLOCK)
+    bx1 = np.concatenate([base[1:, 0], np.full(pad, base[-1, 0])]).reshape(num_blocks, _BLOCK)
+    by1 = np.concatenate([base[1:, 1], np.full(pad, base[-1, 1])]).reshape(num_blocks, _BLOCK)
+    lo_x = np.minimum(bx0.min(1), bx1.min(1))
+    hi_x = np.maximum(bx0.max(1), bx1.max(1))
+    lo_y = np.minimum(by0.min(1), by1.min(1))
+    hi_y = np.maximum(by0.max(1), by1.max(1))
+    px, py = pts[:, 0:1], pts[:, 1:2]
+    gx = np.maximum(np.maximum(lo_x - px, px - hi_x), 0.0)
+    gy = np.maximum(np.maximum(lo_y - py, py - hi_y), 0.0)
+    lower2 = gx * gx + gy * gy  # (P, NB) squared distance to each block's box: <= any of its segments
+    vx, vy = px - bx0[:, 0], py - by0[:, 0]
+    upper2 = (vx * vx + vy * vy).min(axis=1, keepdims=True)  # a vertex distance: >= the nearest segment's
+    pi, bi = np.nonzero(lower2 <= upper2 * (1.0 + 1e-9) + 1e-9)
+    seg = (bi[:, None] * _BLOCK + np.arange(_BLOCK)).ravel()
+    pi = np.repeat(pi, _BLOCK)
+    valid = seg < num_seg
+    seg, pi = seg[valid], pi[valid]  # pairs sorted by point, then segment
+    qx, qy = pts[pi, 0], pts[pi, 1]
+    sax, say, sdx, sdy, sl2 = ax[seg], ay[seg], dx[seg], dy[seg], len2[seg]
+    degenerate = sl2 == 0.0
+    safe = np.where(degenerate, 1.0, sl2)
+    rx, ry = qx - sax, qy - say
+    r = np.where(degenerate, 0.0, (rx * sdx + ry * sdy) / safe)
+    to_a = np.sqrt(rx * rx + ry * ry)
+    bxx, byy = qx - base[1:, 0][seg], qy - base[1:, 1][seg]
+    to_b = np.sqrt(bxx * bxx + byy * byy)
+    cross = (-ry * sdx - (-rx) * sdy) / safe  # ((A.y - p.y)·dx − (A.x − p.x)·dy) / len2
+    dist = np.where(r <= 0.0, to_a, np.where(r >= 1.0, to_b, np.abs(cross) * seg_len[seg]))
+    dist = np.where(degenerate, to_a, dist)
+    order = np.lexsort((dist, pi))  # stable: equal distances keep segment order (GEOS keeps the first)
+    first = order[np.concatenate([[0], np.flatnonzero(np.diff(pi[order])) + 1])]
+    k, factor = seg[first], r[first]
+    measure = start[k] + factor * seg_len[k]
+    return np.where(factor <= 0.0, start[k], np.where(factor >= 1.0, start[k] + seg_len[k], measure))
