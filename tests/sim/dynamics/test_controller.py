@@ -134,3 +134,32 @@ def test_simulate_with_coarser_step_resamples() -> None:
     r = simulate_trajectories(_ego(v=5.0), ref[None], dt=0.2)
     assert r.pose.shape == (1, 21, 3)
     np.testing.assert_allclose(r.pose[0, :, 0], np.concatenate([[0.0], ref[:, 0]]), atol=0.05)
+
+
+def test_single_vehicle_step_equals_batched_tracker_and_bicycle() -> None:
+    """two_stage_step (one vehicle, in floats) = lqr.track + bicycle.propagate with K=1 arrays."""
+    from sim.dynamics.bicycle import BicycleState, propagate
+    from sim.dynamics.lqr import LQR_DEFAULT, reference_from_trajectory, track
+
+    rng = np.random.default_rng(3)
+    for k in range(200):
+        n = int(rng.integers(3, 90))
+        step = float(rng.choice([0.1, 0.05, 0.25, 0.137]))
+        t = 2.0 + np.arange(n) * step
+        heading = np.cumsum(rng.normal(0, 0.3 if k % 3 else 1.5, n)) + rng.uniform(-4, 4)  # wraps past ±π
+        v = rng.uniform(0, 15) if k % 7 else rng.uniform(0, 0.15)  # some below the stopping speed
+        xy = np.cumsum(np.stack([np.cos(heading), np.sin(heading)], -1) * v * step, 0)
+        traj = Trajectory(t, np.concatenate([xy, heading[:, None]], 1))
+        now = float(t[0] + rng.uniform(0, 0.9) * (t[-1] - t[0]))
+        if t[-1] - t[0] < 0.1:
+            continue
+        pose = traj.at(np.array([now]))[0] + rng.normal(0, 0.3, 3)
+        ego = EgoStates(np.array([now]), pose[None], np.array([[rng.uniform(0, 15), 0.0]]),
+                        np.array([[rng.normal(0, 2), 0.0]]), np.array([rng.normal(0, 0.3)]), np.array([0.0]))
+        state = BicycleState.from_ego(ego)
+        accel, rate = track(state.pose, state.velocity, state.steering_angle, now, reference_from_trajectory(traj),
+                            LQR_DEFAULT, reference_pose=traj.at(np.array([now])))
+        expected = propagate(state, accel, rate, 0.1).to_ego()
+        got = two_stage_step(ego, traj, 0.1)
+        for field in ("time_s", "pose", "velocity", "acceleration", "steering_angle", "yaw_rate"):
+            np.testing.assert_allclose(getattr(got, field), getattr(expected, field), rtol=0, atol=1e-12)
