@@ -3,6 +3,10 @@
 Target: well under 100 ms. Reference in the same run: the same rollouts one trajectory at a time (K=1 calls,
 measured on a subset and scaled), i.e. what a per-proposal simulator costs.
 
+Also the closed loop's per-step controller (``two_stage_step``: one vehicle, an 8 s plan of 81 poses, reference
+re-fitted every step) against the generic K=1 path (``lqr.track`` + ``bicycle.propagate`` on (1,)-arrays) in
+the same run; 150 steps = one 15 s scenario.
+
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_controller.py [--k 4096] [--t 40] [--repeats 7]
 """
 
@@ -18,8 +22,11 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from sim.dynamics.bicycle import BicycleState  # noqa: E402
-from sim.dynamics.controller import simulate_trajectories  # noqa: E402
+from sim.dynamics.bicycle import BicycleState, propagate  # noqa: E402
+from sim.dynamics.controller import simulate_trajectories, two_stage_step  # noqa: E402
+from sim.dynamics.lqr import reference_from_trajectory, track  # noqa: E402
+from sim.scenario import EgoStates  # noqa: E402
+from sim.trajectory import Trajectory  # noqa: E402
 
 
 def make_trajectories(k: int, t: int, seed: int = 0) -> tuple[BicycleState, np.ndarray]:
@@ -78,6 +85,25 @@ def main() -> None:
     print(f"  target < 100 ms            : {'OK' if batched < 0.1 else 'MISSED'}")
     print(f"  tracking error (sanity)    : median {np.median(err):.2f} m, p95 {np.percentile(err, 95):.2f} m "
           "(ego starts at 5 m/s, references run at 0-15 m/s)")
+
+    # closed-loop step: one vehicle, one 81-pose plan per step
+    t = 3.0 + np.arange(81) * 0.1
+    plan = Trajectory(t, np.stack([5.0 * (t - 3.0), 0.02 * (t - 3.0) ** 2, 0.004 * (t - 3.0)], -1))
+    ego = EgoStates(np.array([3.0]), np.array([[0.0, 0.3, 0.05]]), np.array([[4.5, 0.0]]), np.array([[0.2, 0.0]]),
+                    np.array([0.01]), np.array([0.0]))
+
+    def generic() -> None:
+        state = BicycleState.from_ego(ego)
+        accel, rate = track(state.pose, state.velocity, state.steering_angle, 3.0, reference_from_trajectory(plan),
+                            reference_pose=plan.at(np.array([3.0])))
+        propagate(state, accel, rate, 0.1).to_ego()
+
+    steps = 150
+    single = timed(lambda: [two_stage_step(ego, plan, 0.1) for _ in range(steps)], args.repeats) / steps
+    reference = timed(lambda: [generic() for _ in range(steps)], args.repeats) / steps
+    print(f"closed-loop step (one vehicle, 81-pose plan): two_stage_step {single * 1e6:6.1f} µs/step "
+          f"({single * steps * 1e3:.1f} ms per 150-step scenario); reference lqr.track + propagate (K=1 arrays) "
+          f"{reference * 1e6:6.1f} µs/step: x{reference / single:.1f}")
 
 
 if __name__ == "__main__":
