@@ -367,7 +367,10 @@ class PDMExpert(Planner):
             grid = np.arange(int(path.length) + 2, dtype=np.float64)
             caps.append(np.interp(grid, path.s, cap))
         width = max(len(c) for c in caps)
-        cap_grid = np.stack([np.pad(c, (0, width - len(c)), mode="edge") for c in caps])
+        cap_grid = np.empty((len(caps), width))
+        for b, c in enumerate(caps):  # (np.pad is slow for this many small arrays)
+            cap_grid[b, :len(c)] = c
+            cap_grid[b, len(c):] = c[-1]
 
         # Proposals: every combo × every target speed.
         k_here = int(np.clip(np.searchsorted(paths[0].s, s_ego[0]), 0, len(paths[0]) - 1))
@@ -381,7 +384,10 @@ class PDMExpert(Planner):
         m = max(a.shape[-1] for a in combos_s_min)  # paths may hold different numbers of red lights
 
         def pad(arrays: list[F64], fill: float) -> F64:
-            return np.stack([np.pad(a, ((0, 0), (0, m - a.shape[-1])), constant_values=fill) for a in arrays])
+            out = np.full((len(arrays), arrays[0].shape[0], m), fill)
+            for i, a in enumerate(arrays):
+                out[i, :, :a.shape[-1]] = a
+            return out
 
         s, v = unroll_idm(s_ego[props.path], v0, props, pad(combos_s_min, np.inf), pad(combos_s_max, -np.inf),
                           pad(combos_speed, 0.0), cap_grid, self.steps, self.dt, self.idm,
