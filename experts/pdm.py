@@ -120,7 +120,7 @@ class PDMExpert(Planner):
         emergency_time_s: float = 2.0,
         max_jerk: float | None = 1.0,
         caution: bool = True,
-        occluder_speed: float = 7.0,
+        occluder_speed: float = 9.5,
         crosswalk_speed: float = 6.0,
         pedestrian_speed: float = 3.0,
         caution_decel: float = 1.5,
