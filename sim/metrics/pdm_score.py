@@ -1192,14 +1192,26 @@ def _traffic_light(world: ScoringWorld, center: F64, vehicle: VehicleParameters)
 
 
 @lru_cache(maxsize=64)
+@lru_cache(maxsize=64)
 def _savgol_operator(num_t: int, window: int, order: int, deriv: int, dt: float) -> F64:
     """``(T, T)`` matrix M with ``y @ M`` = scipy's Savitzky-Golay filter of rows ``y`` (mode 'interp').
 
-    The filter (edges included) is linear in the signal, so filtering the identity gives its matrix.
+    The filter (edges included) is linear in the signal, so filtering the identity gives its matrix. Cached
+    (read-only): the same few operators serve every call.
     """
     window = min(window, num_t)
     order = min(order, window - 1)
-    return np.ascontiguousarray(savgol_filter(np.eye(num_t), window, order, deriv=deriv, delta=dt, axis=-1))
+    out = np.ascontiguousarray(savgol_filter(np.eye(num_t), window, order, deriv=deriv, delta=dt, axis=-1))
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=16)
+def _yaw_operator(num_t: int, dt: float) -> F64:
+    """``(T, 2T)``: yaw rate and yaw acceleration operators side by side (one product for both)."""
+    out = np.concatenate([_savgol_operator(num_t, 5, 2, 1, dt), _savgol_operator(num_t, 5, 3, 2, dt)], axis=1)
+    out.flags.writeable = False
+    return out
 
 
 def comfort_scores(ro: EgoRollout, dt: float, vehicle: VehicleParameters = PACIFICA,
@@ -1233,7 +1245,7 @@ def comfort_scores(ro: EgoRollout, dt: float, vehicle: VehicleParameters = PACIF
     heading[:, 0] = h[:, 0]
     np.cumsum(step, axis=1, out=heading[:, 1:])
     heading[:, 1:] += h[:, :1]
-    yaw = np.round(heading @ np.concatenate([op(5, 2, 1), op(5, 3, 2)], axis=1), 8)
+    yaw = np.round(heading @ _yaw_operator(num_t, dt), 8)
 
     def inside(x: F64, low: float, high: float) -> B:
         return (x.min(axis=1) > low) & (x.max(axis=1) < high)
