@@ -16,9 +16,6 @@ sample; this is how nuPlan's motion model defines angular acceleration).
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
-
 import numpy as np
 
 from sim.errors import DataError
@@ -40,47 +37,28 @@ def phase_unwrap(headings: F64) -> F64:
 
 
 def _savgol(y: F64, window: int, polyorder: int, deriv: int = 0, delta: float = 1.0) -> F64:
-    """``scipy.signal.savgol_filter(y, window, polyorder, deriv=deriv, delta=delta)`` (mode 'interp') as one
-    matrix product (see :func:`savgol_matrix`)."""
+    """``scipy.signal.savgol_filter`` (mode 'interp'), memoized on the input: the comfort metrics filter the same
+    acceleration series several times (once for its own metric, again under each jerk)."""
     window = min(window, len(y))
     if polyorder >= window:
         raise DataError(None, f"{len(y)} ego samples are too few for a degree-{polyorder} Savitzky-Golay filter",
                         f"at least {polyorder + 1} samples")
-    out = savgol_matrix(len(y), window, polyorder, deriv) @ np.asarray(y, np.float64)
-    return out / (delta**deriv) if deriv else out
+    values = np.ascontiguousarray(y, dtype=np.float64)
+    key = (values.tobytes(), window, polyorder, deriv, float(delta))
+    out = _SAVGOL_MEMO.get(key)
+    if out is None:
+        from scipy.signal import savgol_filter  # lazy: importing scipy.signal costs 1-3 s per process
+
+        out = savgol_filter(values, window_length=window, polyorder=polyorder, deriv=deriv, delta=delta)
+        out.setflags(write=False)
+        if len(_SAVGOL_MEMO) >= _SAVGOL_MEMO_SIZE:
+            _SAVGOL_MEMO.pop(next(iter(_SAVGOL_MEMO)))
+        _SAVGOL_MEMO[key] = out
+    return out.copy()
 
 
-@lru_cache(maxsize=64)
-def savgol_matrix(n: int, window: int, polyorder: int, deriv: int) -> F64:
-    """``(n, n)`` matrix of scipy's Savitzky-Golay filter (mode 'interp', ``delta`` = 1): row i holds the
-    weights of output i. Same filter as ``scipy.signal.savgol_filter`` (to ~1e-14; importing scipy.signal costs
-    1-3 s per process): each output is the ``deriv``-th derivative of the degree-``polyorder`` least-squares
-    polynomial through a window of samples, evaluated at
-
-    - the first ``window // 2`` outputs: their own position in the first window; the last ``window // 2``: in
-      the last window (scipy's 'interp' edges);
-    - the others: the window's centre, with scipy's alignment for even windows (samples ``i-h+1 .. i+h`` read
-      at position ``h - 0.5``, ``h = window // 2``).
-    """
-    half = window // 2
-    even = window % 2 == 0
-    j = np.arange(window, dtype=np.float64)
-    k = np.arange(polyorder + 1)
-    fit = np.linalg.pinv(j[:, None] ** k[None, :])  # (p+1, w): polynomial coefficients from the window
-    scale = np.array([math.factorial(q) / math.factorial(q - deriv) if q >= deriv else 0.0 for q in k])
-
-    def rows(z: F64) -> F64:  # (len(z), w): weights of the deriv-th derivative at positions z of a window
-        return (scale * np.asarray(z, np.float64)[:, None] ** np.maximum(k - deriv, 0)) @ fit
-
-    m = np.zeros((n, n))
-    m[:half, :window] = rows(np.arange(half))
-    m[n - half:, n - window:] = rows(np.arange(n - half, n) - (n - window))
-    inner = np.arange(half, n - half)
-    if len(inner):
-        start = inner - half + (1 if even else 0)
-        m[inner[:, None], start[:, None] + np.arange(window)] = rows(np.array([half - 0.5 if even else half]))
-    m.setflags(write=False)
-    return m
+_SAVGOL_MEMO: dict[tuple[bytes, int, int, int, float], F64] = {}
+_SAVGOL_MEMO_SIZE = 16
 
 
 def angular_acceleration(ego: EgoStates) -> F64:
