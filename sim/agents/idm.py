@@ -254,12 +254,11 @@ class IDMAgents:
         ol_step = min(nxt, tracks.num_steps - 1)
         ol_valid = tracks.valid[self._open_loop_rows, ol_step]
         ol_boxes = self._open_loop_boxes[ol_valid, ol_step]
-        ol = ol_boxes  # only its length is used below
-        num_fixed = 1 + len(ol)
+        num_fixed = 1 + len(ol_boxes)
         polys = np.empty((num_fixed + n, VERTICES, 2))
         polys[0] = _pad(box_corners(ego_center, self.vehicle.length, self.vehicle.width))
         polys[1:num_fixed, :4] = ol_boxes
-        polys[1:num_fixed, 4:] = ol_boxes[:, 3:4] if len(ol) else 0.0
+        polys[1:num_fixed, 4:] = ol_boxes[:, 3:4] if len(ol_boxes) else 0.0
         polys[num_fixed:] = self.footprint
         lo_all, hi_all = polys.min(axis=1), polys.max(axis=1)
         excluded = np.zeros(num_fixed + n, dtype=bool)
