@@ -148,17 +148,21 @@ def project(path: Path, points: F64, first: int = 0) -> tuple[F64, F64]:
         return np.full(len(points), -np.inf), np.hypot(d[:, 0], d[:, 1])
     a_all, ab_all, len2_all, seg_len_all = path.segments
     a, ab, seg_len2 = a_all[first:], ab_all[first:], len2_all[first:]
-    rel = points[:, None, :] - a[None]
-    t = (rel * ab[None]).sum(-1) / seg_len2
+    # x and y as separate (N, S) arrays (same arithmetic as (N, S, 2) arrays summed over the last axis)
+    ax, ay, abx, aby = a[:, 0], a[:, 1], ab[:, 0], ab[:, 1]
+    px, py = points[:, 0:1], points[:, 1:2]
+    relx, rely = px - ax, py - ay
+    t = (relx * abx + rely * aby) / seg_len2
     t_in = np.clip(t, 0.0, 1.0)
     t_in[:, 0] = np.minimum(t[:, 0], 1.0)
     t_in[:, -1] = np.maximum(t[:, -1], 0.0) if len(ab) > 1 else t[:, -1]
-    closest = a[None] + t_in[..., None] * ab[None]
-    d2 = ((points[:, None, :] - closest) ** 2).sum(-1)
+    dx = px - (ax + t_in * abx)
+    dy = py - (ay + t_in * aby)
+    d2 = dx * dx + dy * dy
     k = np.argmin(d2, axis=1)
     rows = np.arange(len(points))
     arc = path.arc[first + k] + t_in[rows, k] * seg_len_all[first + k]
-    cross = ab[k, 0] * rel[rows, k, 1] - ab[k, 1] * rel[rows, k, 0]
+    cross = abx[k] * rely[rows, k] - aby[k] * relx[rows, k]
     return arc, np.sign(cross) * np.sqrt(d2[rows, k])
 
 
