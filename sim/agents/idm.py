@@ -282,8 +282,7 @@ class IDMAgents:
             k = int(np.searchsorted(path.arc, s, side="right")) - 1
             lo_xy = np.minimum(path.suffix_min[k], self.pose[i, :2]) - half
             hi_xy = np.maximum(path.suffix_max[k], self.pose[i, :2]) + half
-            near = ((lo_all[:, 0] <= hi_xy[0]) & (hi_all[:, 0] >= lo_xy[0])
-                    & (lo_all[:, 1] <= hi_xy[1]) & (hi_all[:, 1] >= lo_xy[1]) & ~excluded)
+            near = ((lo_all <= hi_xy) & (hi_all >= lo_xy)).all(axis=1) & ~excluded
             near[num_fixed + i] = False
             idx = np.flatnonzero(near)
             candidates = polys[idx]
