@@ -115,6 +115,8 @@ class ScoringParameters:
 
 
 DEFAULT_SCORING = ScoringParameters()
+#: Batches of at most this many trajectories are checked for collisions / TTC in one pass over the horizon.
+ONE_PASS_MAX_K = 64
 
 
 # ---------------------------------------------------------------------------------------------- area rasters
@@ -1319,8 +1321,11 @@ def score_trajectories(
     scores[:, TLC] = _traffic_light(world, center, vehicle)
     stage("direction_and_lights")
 
+    # Small batches (a planner's proposals) in one pass: the per-chunk overhead would exceed what dropping
+    # settled trajectories saves. The outcome does not depend on the chunk size.
+    chunk = num_t if num_k <= ONE_PASS_MAX_K else 10
     nc, ttc, coll_time, ttc_time = _collisions_and_ttc(world, ro, pose, center, non_drivable, vehicle, params,
-                                                       stage=stage)
+                                                       chunk=chunk, stage=stage)
     scores[:, NC], scores[:, TTC] = nc, ttc
 
     along = project_on_centerline(world, center[:, [0, -1], :2]).reshape(num_k, 2)

@@ -506,3 +506,27 @@ def test_world_from_caches_scores_as_a_fresh_world(junction: MapAPI, monkeypatch
         assert np.array_equal(warm.scores, cold.scores)
         assert np.array_equal(warm.raw_progress, cold.raw_progress)
         assert len({tuple(r) for r in warm.scores}) > 2
+
+
+def test_one_pass_and_chunked_collision_checks_agree(junction: MapAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sim.metrics.pdm_score as pdm
+
+    rng = np.random.default_rng(8)
+    k = 40
+    x = 10.0 + rng.uniform(0.0, 14.0, k)[:, None] * TIMES
+    y = -1.75 + rng.uniform(-4.0, 4.0, k)[:, None] * np.clip(TIMES / 2.0, 0, 1)
+    objects = [(Category.VEHICLE, (35.0, -1.75, 0.0), (4.5, 2.0), (2.0, 0.0)),
+               (Category.VEHICLE, (28.0, 1.75, 0.0), (4.5, 2.0), (0.0, 0.0)),
+               (Category.PEDESTRIAN, (30.0, 2.5, -np.pi / 2), (0.6, 0.6), (0.0, -1.0)),
+               (Category.TRAFFIC_CONE, (25.0, 1.0, 0.0), (0.5, 0.5), (0.0, 0.0)),
+               (Category.VEHICLE, (2.0, -1.75, 0.0), (4.5, 2.0), (12.0, 0.0))]
+    world = _world(junction, objects)
+    ro = _rollout(x, y)
+    one_pass = score_trajectories(ro, world)
+    monkeypatch.setattr(pdm, "ONE_PASS_MAX_K", 0)  # chunks of 10 states
+    chunked = score_trajectories(ro, world)
+    assert np.array_equal(one_pass.scores, chunked.scores)
+    assert np.array_equal(one_pass.collision_time_s, chunked.collision_time_s)
+    assert np.array_equal(one_pass.ttc_time_s, chunked.ttc_time_s)
+    nc = one_pass.column("no_at_fault_collision")
+    assert (nc == 0).any() and (nc == 1).any() and (one_pass.column("time_to_collision") == 0).sum() > (nc == 0).sum()
