@@ -42,6 +42,7 @@ from experts.proposals import (
     ProposalSet,
     braking_profile,
     forecast,
+    idm_tail,
     path_obstacles,
     speed_cap,
     unroll_idm,
@@ -76,7 +77,9 @@ FALLBACK_SPEED = 15.0
 class Plan:
     """What one expert step produced (kept on the planner as ``last_plan`` for tests, labels and debugging).
 
-    ``poses``: ``(K, T+1, 3)`` every proposal on its path; ``scores``: ``(K,)``; ``best``: chosen index;
+    ``poses``, ``speed``: ``(K, H+1, 3)``, ``(K, H+1)`` every proposal on its path over the scored horizon H
+    (``proposal_horizon_s``; the returned trajectory continues the best one); ``scores``: ``(K,)``; ``best``:
+    chosen index;
     ``kind``: ``(K,)`` 0 keep lane, 1 lane change, 2 emergency brake; ``target_speed``, ``offset``: ``(K,)``.
     """
 
@@ -389,12 +392,15 @@ class PDMExpert(Planner):
                 out[i, :, :a.shape[-1]] = a
             return out
 
-        s, v = unroll_idm(s_ego[props.path], v0, props, pad(combos_s_min, np.inf), pad(combos_s_max, -np.inf),
-                          pad(combos_speed, 0.0), cap_grid, self.steps, self.dt, self.idm,
-                          a0=float(ego.acceleration[0, 0]), max_jerk=self.max_jerk)
-        sb, vb = braking_profile(s_ego[0], v0, self.steps, self.emergency_decel, self.dt)
-        s = np.concatenate([s, sb[None]])
-        v = np.concatenate([v, vb[None]])
+        # Every proposal is unrolled over the scored horizon only; the chosen one is continued afterwards.
+        obstacles = (pad(combos_s_min, np.inf), pad(combos_s_max, -np.inf), pad(combos_speed, 0.0))
+        head_steps = min(self.proposal_steps, self.steps)
+        s, v, acc_end = unroll_idm(s_ego[props.path], v0, props, *obstacles, cap_grid, head_steps, self.dt,
+                                   self.idm, a0=float(ego.acceleration[0, 0]), max_jerk=self.max_jerk,
+                                   return_accel=True)
+        sb_full, vb_full = braking_profile(s_ego[0], v0, self.steps, self.emergency_decel, self.dt)
+        s = np.concatenate([s, sb_full[None, :head_steps + 1]])
+        v = np.concatenate([v, vb_full[None, :head_steps + 1]])
         prop_path = np.concatenate([props.path, [0]])
         prop_offset = np.concatenate([props.offset, [0.0]])
         kind = np.concatenate([np.asarray(kinds)[props.path], [2]])
@@ -409,7 +415,7 @@ class PDMExpert(Planner):
         poses[-1] = paths[0].poses_at(s[-1], float(lat0[0]))
 
         # Proposals that end up identical (every target speed stuck behind the same leader) are scored once.
-        head = poses[:, : self.proposal_steps + 1]
+        head = poses
         key = np.round(head[:, ::4, :2] * 20.0).reshape(len(head), -1)
         _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
         scores_u, coll_u = self._score(head[first], ego, tracks, current_input)
@@ -427,9 +433,21 @@ class PDMExpert(Planner):
             t = collision_time[:-1]
             late = np.flatnonzero(t >= t.max() - 1e-9)
             best = int(late[np.argmax(scores[late])])
+        # The chosen proposal over the whole returned horizon.
+        if best == len(scores) - 1:  # braking: a closed form
+            s_best = sb_full
+        else:
+            c = props.combo[best]
+            tail_s, _ = idm_tail(s[best, -1], v[best, -1], float(acc_end[best]), head_steps,
+                                 self.steps - head_steps, float(props.target_speed[best]), obstacles[0][c],
+                                 obstacles[1][c], obstacles[2][c], cap_grid[props.path[best]], self.dt, self.idm,
+                                 max_jerk=self.max_jerk)
+            s_best = np.concatenate([s[best], tail_s])
+        lateral = float(lat0[0]) if best == len(scores) - 1 else prop_offset[best]
+        best_poses = paths[prop_path[best]].poses_at(s_best, lateral)
         self.last_plan = Plan(poses, v, scores, best, kind, target, prop_offset, emergency)
         self.step_times.append(time.perf_counter() - t_start)
-        return Trajectory(current_input.time_s + self.dt * np.arange(self.steps + 1), poses[best])
+        return Trajectory(current_input.time_s + self.dt * np.arange(self.steps + 1), best_poses)
 
     def _braking_rates(self, current_input: PlannerInput, tracks: Tracks) -> F64 | None:
         """``(N,)`` deceleration (m/s², ≥ 0) of each object over the last ``braking_window_s``, from the

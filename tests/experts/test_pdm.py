@@ -199,3 +199,29 @@ def test_slows_for_a_pedestrian_heading_for_the_road_not_for_one_walking_along_i
 
     assert speed_near(walker(40.0, 4.2, 0.0, -0.5)) < 5.0  # about to step onto the road
     assert speed_near(walker(40.0, 5.0, 1.2, 0.0)) > 8.0  # strolling along the walkway
+
+
+@pytest.mark.parametrize("max_jerk", [None, 1.0])
+def test_scalar_tail_continues_the_batched_unroll_exactly(max_jerk: float | None) -> None:
+    from experts.proposals import ProposalSet, idm_tail, unroll_idm
+
+    rng = np.random.default_rng(2)
+    k, c, j, m = 12, 3, 41, 5
+    s_min = np.where(rng.random((c, j, m)) < 0.6, rng.uniform(15.0, 120.0, (c, j, m)), np.inf)
+    s_min += np.arange(j)[None, :, None] * rng.uniform(0.0, 1.0, (c, 1, m))  # obstacles moving on
+    s_max = np.where(np.isfinite(s_min), s_min + 4.5, -np.inf)
+    speed = rng.uniform(0.0, 8.0, (c, j, m))
+    caps = np.tile(np.concatenate([np.full(60, 14.0), np.full(80, 6.0), np.full(60, 11.0)]), (2, 1))
+    props = ProposalSet(rng.integers(0, 2, k), np.zeros(k), rng.uniform(3.0, 15.0, k), rng.integers(0, c, k))
+    s0 = rng.uniform(0.0, 5.0, k)
+    full_s, full_v = unroll_idm(s0, 9.0, props, s_min, s_max, speed, caps, 80, a0=-0.5, max_jerk=max_jerk)
+    head_s, head_v, acc = unroll_idm(s0, 9.0, props, s_min, s_max, speed, caps, 40, a0=-0.5, max_jerk=max_jerk,
+                                     return_accel=True)
+    assert np.array_equal(head_s, full_s[:, :41])
+    for i in range(k):
+        co = props.combo[i]
+        ts, tv = idm_tail(head_s[i, -1], head_v[i, -1], acc[i], 40, 40, props.target_speed[i], s_min[co], s_max[co],
+                          speed[co], caps[props.path[i]], max_jerk=max_jerk)
+        np.testing.assert_allclose(ts, full_s[i, 41:], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(tv, full_v[i, 41:], rtol=0, atol=1e-9)
+    assert np.ptp(full_v[:, -1]) > 1.0  # the proposals do differ
