@@ -14,13 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from sim.errors import DataError
 
 WORKERS = ("sequential", "pool", "ray")
-#: Modules the process pool's fork server imports once for all workers. scipy.signal (the comfort metrics'
-#: filter, ~0.5-1 s) is left out so the first simulated step is not delayed; each worker imports it after its
-#: first rollout. scipy.linalg (the controller's LAPACK call, imported lazily by sim.dynamics) and sim.metrics
-#: (cheap without pandas) are preloaded.
-PRELOAD = ("numpy", "shapely", "scipy.linalg", "sim.runner.job", "sim.runner.simulation", "sim.runner.results",
-           "sim.runner.scoring", "sim.nuplan_db.reader", "sim.nuplan_map.loader", "sim.dynamics.controller",
-           "sim.agents.idm", "sim.agents.log_replay", "sim.metrics", "hydra.utils")
+#: Modules the process pool's fork server imports once for all workers. The metrics (scipy.signal: ~1 s) are
+#: left out so the first simulated step is not delayed; each worker imports them after its first rollout.
+PRELOAD = ("numpy", "shapely", "sim.runner.job", "sim.runner.simulation", "sim.runner.results",
+           "sim.nuplan_db.reader", "sim.nuplan_map.loader", "sim.dynamics.controller", "sim.agents.idm",
+           "sim.agents.log_replay", "hydra.utils")
 
 
 def default_num_workers() -> int:
