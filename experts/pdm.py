@@ -44,6 +44,7 @@ from experts.proposals import (
     forecast,
     idm_tail,
     path_obstacles,
+    project_forecast,
     speed_cap,
     unroll_idm,
 )
@@ -204,7 +205,7 @@ class PDMExpert(Planner):
         n = len(fc.speed)
         if n == 0:
             return False
-        obs = path_obstacles(main, np.zeros(1), fc, np.zeros(0), ignore)
+        obs = path_obstacles(main, np.zeros(1), fc, np.zeros(0), ignore, projection=self._projection(main, fc))
         lo, hi = obs.s_min[0, 0, :n], obs.s_max[0, 0, :n]
         return bool(((hi > s_ego) & (lo < s_ego + self.pass_lookahead) & (fc.speed < self.pass_speed)).any())
 
@@ -256,6 +257,13 @@ class PDMExpert(Planner):
                 targets.append(int(nb))
                 s_on.append(0.0)
         return paths, kinds, np.asarray(s_on), targets
+
+    def _projection(self, path: Path, fc: Forecast) -> tuple[F64, F64, F64]:
+        """The forecast projected on ``path``, memoised for the current step (the main path is used twice)."""
+        key = id(path)
+        if key not in self._step_projections:
+            self._step_projections[key] = (path, project_forecast(path, fc))  # keep path alive: ids stay unique
+        return self._step_projections[key][1]
 
     def _red_light_arcs(self, path: Path, s_front: float, lights: dict[int, int]) -> F64:
         if not lights:
@@ -319,6 +327,7 @@ class PDMExpert(Planner):
         pose = ego.pose[0]
         v0 = float(ego.velocity[0, 0])
         tracks = current_input.current_observation.tracks
+        self._step_projections: dict[int, tuple[Path, tuple[F64, F64, F64]]] = {}
         route = extend_route_to_ego(self._map, self._route, pose)
         if route != self._route:  # ego starts before the route's first roadblock: lead it in
             self._route = route
@@ -344,7 +353,8 @@ class PDMExpert(Planner):
             s_front = s_ego[b] + PACIFICA.front_length
             red = self._red_light_arcs(path, s_front, current_input.traffic_lights)
             obs: PathObstacles = path_obstacles(path, np.asarray(offsets_per_path[b]), fc, red, ignore,
-                                                stopped_extra_gap=self.stopped_extra_gap)
+                                                stopped_extra_gap=self.stopped_extra_gap,
+                                                projection=self._projection(path, fc))
             offs = offsets_per_path[b]
             center = offs.index(0.0) if 0.0 in offs else -1
             for d_i, off in enumerate(offs):
@@ -446,6 +456,7 @@ class PDMExpert(Planner):
         lateral = float(lat0[0]) if best == len(scores) - 1 else prop_offset[best]
         best_poses = paths[prop_path[best]].poses_at(s_best, lateral)
         self.last_plan = Plan(poses, v, scores, best, kind, target, prop_offset, emergency)
+        self._step_projections = {}
         self.step_times.append(time.perf_counter() - t_start)
         return Trajectory(current_input.time_s + self.dt * np.arange(self.steps + 1), best_poses)
 

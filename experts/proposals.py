@@ -109,19 +109,35 @@ class PathObstacles:
     speed: F64
 
 
+def project_forecast(path: Path, fc: Forecast) -> tuple[F64, F64, F64]:
+    """``path.project`` of the forecast box centres ``(N, J)``; objects that do not move are projected once."""
+    n, j = fc.center.shape[:2]
+    moving = np.flatnonzero((fc.velocity != 0.0).any(1))
+    still = np.flatnonzero((fc.velocity == 0.0).all(1))
+    out = [np.empty((n, j)) for _ in range(3)]
+    if len(moving):
+        for o, r in zip(out, path.project(fc.center[moving, :, :2]), strict=True):
+            o[moving] = r
+    if len(still):
+        for o, r in zip(out, path.project(fc.center[still, 0, :2]), strict=True):
+            o[still] = r[:, None]
+    return out[0], out[1], out[2]
+
+
 def path_obstacles(path: Path, offsets: F64, fc: Forecast, red_light_s: F64, ignore: npt.NDArray[np.bool_],
-                   half_width: float = PACIFICA.width / 2 + CORRIDOR_MARGIN, stopped_extra_gap: float = 0.0
-                   ) -> PathObstacles:
+                   half_width: float = PACIFICA.width / 2 + CORRIDOR_MARGIN, stopped_extra_gap: float = 0.0,
+                   projection: tuple[F64, F64, F64] | None = None) -> PathObstacles:
     """Project the forecast onto ``path``; add red lights (arc lengths ``red_light_s``) and the path end.
 
     ``ignore``: ``(N,)`` objects to leave out (e.g. those ego already overlaps). ``stopped_extra_gap``: metres
     added to the IDM stopping distance behind stationary objects (room to steer around them later).
+    ``projection``: :func:`project_forecast` of ``fc`` on ``path`` if the caller has it already.
     """
     d_off = np.asarray(offsets, np.float64)
     n, j = fc.center.shape[:2]
     if n:
         # Project box centres; the box's extent along / across the path follows from its relative heading.
-        cs, clat, dist = path.project(fc.center[..., :2])  # (N, J)
+        cs, clat, dist = projection if projection is not None else project_forecast(path, fc)  # (N, J)
         h = np.interp(cs, path.s, path.heading)
         rel = fc.center[..., 2] - h
         c, s_ = np.abs(np.cos(rel)), np.abs(np.sin(rel))
