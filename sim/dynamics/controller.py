@@ -111,8 +111,8 @@ def _single_commands(x: float, y: float, heading: float, v: float, steering: flo
     """:func:`sim.dynamics.lqr.track` for one vehicle and one planner trajectory (reference fitted here)."""
     dt = params.discretization_time
     n = params.tracking_horizon
-    t = trajectory.time_s
-    poses = trajectory.pose
+    t = np.asarray(trajectory.time_s, dtype=np.float64)
+    poses = np.asarray(trajectory.pose, dtype=np.float64)
     # --- reference_from_samples: resample on nuPlan's grid from the trajectory's start
     t0 = float(t[0])
     rel = t - t0
