@@ -115,6 +115,8 @@ def _plan_samples(trajectory: Trajectory, stamps: F64, out_t: F64, out_p: F64) -
 def _interpolate_poses(t: F64, pose: F64, query: F64, out: F64) -> None:
     """:func:`sim.geometry.interpolate_poses` written into ``out`` (same values), skipping ``np.unwrap``'s work
     when no heading step reaches π (the usual case: its result is then the headings themselves)."""
+    t = np.asarray(t, dtype=np.float64)
+    pose = np.asarray(pose, dtype=np.float64)
     heading = pose[:, 2]
     if not (np.abs(heading[1:] - heading[:-1]) < np.pi).all():
         heading = np.unwrap(heading)
