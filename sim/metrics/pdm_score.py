@@ -878,12 +878,14 @@ def navsim_v1_pdms(scores: PDMScores, progress_threshold: float = DEFAULT_SCORIN
 
 
 # ---------------------------------------------------------------------------------------------- scoring
-def _ego_centers(pose: F64, vehicle: VehicleParameters) -> F64:
-    """Box centre poses ``(..., 3)`` of ego rear-axle poses ``(..., 3)``."""
+def _ego_centers(pose: F64, vehicle: VehicleParameters, cos_h: F64 | None = None, sin_h: F64 | None = None
+                 ) -> F64:
+    """Box centre poses ``(..., 3)`` of ego rear-axle poses ``(..., 3)`` (``cos_h``/``sin_h``: of the headings,
+    if the caller has them)."""
     d = vehicle.rear_axle_to_center
     center = np.empty(pose.shape)
-    center[..., 0] = pose[..., 0] + d * np.cos(pose[..., 2])
-    center[..., 1] = pose[..., 1] + d * np.sin(pose[..., 2])
+    center[..., 0] = pose[..., 0] + d * (np.cos(pose[..., 2]) if cos_h is None else cos_h)
+    center[..., 1] = pose[..., 1] + d * (np.sin(pose[..., 2]) if sin_h is None else sin_h)
     center[..., 2] = pose[..., 2]
     return center
 
@@ -1052,7 +1054,8 @@ def _overlaps(ctx: _CollisionContext, ks: I64, t0: int, t1: int, js: I64) -> tup
 
 def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: F64,
                         non_drivable: B, vehicle: VehicleParameters, params: ScoringParameters,
-                        chunk: int = 10, stage: _Stopwatch | None = None) -> tuple[F64, F64, F64, F64]:
+                        chunk: int = 10, stage: _Stopwatch | None = None,
+                        cos_sin: tuple[F64, F64] | None = None) -> tuple[F64, F64, F64, F64]:
     """NC ``(K,)``, TTC ``(K,)``, first at-fault collision time and first TTC-violation time (s, inf if none).
 
     The horizon is processed in chunks of ``chunk`` states, in time order; a trajectory leaves the TTC checks
@@ -1068,7 +1071,7 @@ def _collisions_and_ttc(world: ScoringWorld, ro: EgoRollout, pose: F64, center: 
     offsets_s = np.asarray(params.ttc_offsets_s, np.float64)
     if offsets_s[0] != 0.0:
         raise ValueError("ScoringParameters.ttc_offsets_s must start with 0.0 (the collision check itself)")
-    cos_h, sin_h = np.cos(center[..., 2]), np.sin(center[..., 2])
+    cos_h, sin_h = cos_sin if cos_sin is not None else (np.cos(center[..., 2]), np.sin(center[..., 2]))
     ctx = _CollisionContext(
         world=world, pose=pose, center=center, vehicle=vehicle, speed=ro.velocity, cos_h=cos_h, sin_h=sin_h,
         obj_cos=np.cos(world.obj_pose[..., 2]), obj_sin=np.sin(world.obj_pose[..., 2]),
@@ -1305,7 +1308,8 @@ def score_trajectories(
         raise DataError(None, f"ego rollouts have {num_t} states but the scoring world has {world.num_steps}",
                         "rollouts on the world's time grid (T+1 states)")
     pose = ro.pose - np.array([world.origin[0], world.origin[1], 0.0])
-    center = _ego_centers(pose, vehicle)
+    cos_h, sin_h = np.cos(pose[..., 2]), np.sin(pose[..., 2])  # shared by the centres and the collision pass
+    center = _ego_centers(pose, vehicle, cos_h, sin_h)
     scores = np.ones((num_k, len(RULES)))
     stage("boxes")
 
@@ -1325,7 +1329,7 @@ def score_trajectories(
     # settled trajectories saves. The outcome does not depend on the chunk size.
     chunk = num_t if num_k <= ONE_PASS_MAX_K else 10
     nc, ttc, coll_time, ttc_time = _collisions_and_ttc(world, ro, pose, center, non_drivable, vehicle, params,
-                                                       chunk=chunk, stage=stage)
+                                                       chunk=chunk, stage=stage, cos_sin=(cos_h, sin_h))
     scores[:, NC], scores[:, TTC] = nc, ttc
 
     along = project_on_centerline(world, center[:, [0, -1], :2]).reshape(num_k, 2)
