@@ -24,7 +24,15 @@ One step (10 Hz), after tuplan_garage's PDM-Closed (see ../shared/reference/plan
 Differences from PDM-Closed, for comfort and our corner cases: the IDM command is jerk-limited from ego's
 current acceleration (``max_jerk``; switching proposals otherwise jerks the car beyond nuPlan's 4.13 m/s³),
 lane changes, caution speed caps, a larger stopping gap behind stationary objects (room to pass them), the
-centerline rebuilt whenever ego leaves the cached lane sequence (PDM-Closed builds it once per scenario).
+centerline rebuilt whenever ego leaves the cached lane sequence (PDM-Closed builds it once per scenario);
+agents that brake hard (speed drop over ``braking_window_s`` in the observation history) are forecast to keep
+braking to a stop (``anticipate_braking``); when the mission's route starts after the roadblock ego is in, the
+roadblocks leading into it are prepended (:func:`experts.route.extend_route_to_ego`), or every proposal would
+look like driving off-route until ego reaches it.
+
+Cost (one core): every proposal is unrolled and scored over ``proposal_horizon_s`` only; the chosen one is
+continued to ``horizon_s`` in scalar arithmetic (:func:`experts.proposals.idm_tail`); the scorer reuses its
+area rasters, red-light unions and route centerline between steps (:mod:`sim.metrics.pdm_score` caches).
 """
 
 from __future__ import annotations
