@@ -82,6 +82,20 @@ I64 = npt.NDArray[np.int64]
 FALLBACK_SPEED = 15.0
 
 
+def _unique_rows(key: F64) -> tuple[I64, I64]:
+    """First index of each distinct row of ``key`` ``(K, D)`` (in order of appearance) and, per row, the index
+    of its distinct row (a dict of row bytes: ~10x cheaper than ``np.unique(axis=0)`` for a few dozen rows)."""
+    seen: dict[bytes, int] = {}
+    first: list[int] = []
+    inverse = np.empty(len(key), np.int64)
+    for i, row in enumerate(np.ascontiguousarray(key)):
+        j = seen.setdefault(row.tobytes(), len(first))
+        if j == len(first):
+            first.append(i)
+        inverse[i] = j
+    return np.asarray(first, np.int64), inverse
+
+
 @dataclass(frozen=True)
 class Plan:
     """What one expert step produced (kept on the planner as ``last_plan`` for tests, labels and debugging).
@@ -435,9 +449,9 @@ class PDMExpert(Planner):
         # Proposals that end up identical (every target speed stuck behind the same leader) are scored once.
         head = poses
         key = np.round(head[:, ::4, :2] * 20.0).reshape(len(head), -1)
-        _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        first, inverse = _unique_rows(key)
         scores_u, coll_u = self._score(head[first], ego, tracks, current_input)
-        scores, collision_time = scores_u[inverse.ravel()], coll_u[inverse.ravel()]
+        scores, collision_time = scores_u[inverse], coll_u[inverse]
         best = self._choose(scores, kind, lane_target)
         emergency = False
         if np.isinf(collision_time).any():

@@ -245,15 +245,20 @@ def unroll_idm(
     lead_s = lead_v = None
     acc = np.full(k, float(np.clip(a0, -params.decel_max, params.accel_max)))
     da = np.inf if max_jerk is None else max_jerk * dt
+    # Each proposal's obstacles, time-major (J, K, M): the leader search below slices instead of gathering.
+    n_upd = min((num_steps - 1) // FORECAST_STEPS, j_max) + 1 if num_steps > 0 else 0
+    k_smin = s_min[combo, :n_upd].transpose(1, 0, 2)
+    k_smax = s_max[combo, :n_upd].transpose(1, 0, 2)
+    k_speed = speed[combo, :n_upd].transpose(1, 0, 2)
     # Tight loop: ~20 small ufunc calls per step on (K,) arrays; the leader search every FORECAST_STEPS.
     for i in range(num_steps):
         si, vi = s[i], v[i]
         if i % FORECAST_STEPS == 0:
             j = min(i // FORECAST_STEPS, j_max)
-            cand = np.where(s_max[combo, j] > si[:, None], s_min[combo, j], np.inf)  # (K, M)
+            cand = np.where(k_smax[j] > si[:, None], k_smin[j], np.inf)  # (K, M)
             m = np.argmin(cand, axis=1)
             lead_s = cand[rows, m] - front_length
-            lead_v = speed[combo, j][rows, m]
+            lead_v = k_speed[j][rows, m]
         idx = np.minimum(np.maximum(si, 0.0), width - 1).astype(np.int64)
         vt = np.minimum(target, flat_caps[cap_base + idx])
         gap = np.maximum(lead_s - si, s0_gap)
