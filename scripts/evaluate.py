@@ -24,6 +24,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from sim.errors import DataError, NotFoundError
+from sim.layout import split_dir
 
 MODES = ("log_replay", "reactive")
 #: Settings a scenario's result depends on (a resumed run folder must have been made with the same ones).
@@ -50,13 +51,7 @@ def _planner_config(entry: object) -> dict:
 
 
 def _split_dir(cfg: DictConfig) -> Path:
-    d = Path(cfg.paths.data_root) / "nuplan-v1.1" / "splits" / str(cfg.split)
-    if not d.is_dir():
-        parent = d.parent
-        have = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
-        raise NotFoundError(d, f"split '{cfg.split}' not found",
-                            f"one of {have}" if have else "a folder of log .db files (set data_root=DIR)")
-    return d
+    return split_dir(cfg.paths.data_root, str(cfg.split))
 
 
 def _list_refs(cfg: DictConfig) -> list:

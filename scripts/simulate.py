@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from sim.errors import DataError, NotFoundError
+from sim.layout import split_dir
 
 #: Config keys that may change between a run and its resumption.
 _RESUME_FREE = ("resume", "progress", "print_table", "video", "video_scenarios", "worker")
@@ -34,13 +35,7 @@ def _scenario_filter(cfg: DictConfig):
 
 
 def _split_dir(cfg: DictConfig) -> Path:
-    d = Path(cfg.paths.data_root) / "nuplan-v1.1" / "splits" / str(cfg.split)
-    if not d.is_dir():
-        parent = d.parent
-        have = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
-        raise NotFoundError(d, f"split '{cfg.split}' not found",
-                            f"one of {have}" if have else "a folder of log .db files (set data_root=DIR)")
-    return d
+    return split_dir(cfg.paths.data_root, str(cfg.split))
 
 
 def _prepare_run_dir(run_dir: Path, resolved: dict, resume: bool) -> None:
