@@ -16,8 +16,6 @@ OUT/
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sim.errors import DataError, NotFoundError
 from sim.layout import split_dir
+from sim.runner.results import prepare_run_dir
 
 MODES = ("log_replay", "reactive")
 #: Settings a scenario's result depends on (a resumed run folder must have been made with the same ones).
@@ -66,25 +65,6 @@ def _list_refs(cfg: DictConfig) -> list:
     if not refs:
         raise NotFoundError(_split_dir(cfg), "no scenario matches the scenario filter", "at least one scenario")
     return refs
-
-
-def _prepare_run_dir(run_dir: Path, settings: dict, extra: dict, resume: bool) -> None:
-    """Write ``config.yaml`` and the settings stamp; refuse to resume a folder made with other settings."""
-    from sim.runner.results import atomic_write_bytes, clean_temp_files, clear_results
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    stamp = run_dir / ".config_hash"
-    if resume and stamp.is_file() and stamp.read_text().strip() != digest:
-        raise DataError(run_dir / "config.yaml", "resume=true with simulation settings that differ from the run's",
-                        "the same planner / simulation settings (or resume=false to start over)")
-    if resume:
-        clean_temp_files(run_dir)
-    else:
-        clear_results(run_dir)
-    text = OmegaConf.to_yaml(OmegaConf.create({"command": "evaluate", **settings, **extra}))
-    atomic_write_bytes(run_dir / "config.yaml", text.encode())
-    atomic_write_bytes(stamp, digest.encode())
 
 
 def _as_list(value: object) -> list:
@@ -133,7 +113,7 @@ def run(cfg: DictConfig) -> int:
             settings = {"split": str(cfg.split), "planner": planner, "agents": agents,
                         **{k: resolved[k] for k in _RESULT_KEYS if k not in ("split", "planner", "agents")}}
             extra = {"scenario_filter": resolved["scenario_filter"], "paths": resolved["paths"]}
-            _prepare_run_dir(run_dir, settings, extra, bool(cfg.resume))
+            prepare_run_dir(run_dir, settings, bool(cfg.resume), config={"command": "evaluate", **settings, **extra})
             runs.append((name, agents, run_dir))
             jobs += [SimulationJob(ref=r, planner=planner, run_dir=str(run_dir), maps_root=str(cfg.paths.maps_root),
                                    map_cache_root=map_cache, agents=agents, ego_controller=str(cfg.ego_controller),

@@ -7,7 +7,6 @@ Imports are lazy so the first step starts quickly.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -15,16 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from sim.errors import DataError, NotFoundError
 from sim.layout import split_dir
+from sim.runner.results import prepare_run_dir
 
 #: Config keys that may change between a run and its resumption.
 _RESUME_FREE = ("resume", "progress", "print_table", "video", "video_scenarios", "worker")
 
 
-def _config_hash(cfg: dict) -> str:
-    import json
-
-    kept = {k: v for k, v in cfg.items() if k not in _RESUME_FREE}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def _settings(resolved: dict) -> dict:
+    """What decides a run's results (resume-free keys such as ``progress`` or ``worker`` left out)."""
+    return {k: v for k, v in resolved.items() if k not in _RESUME_FREE}
 
 
 def _scenario_filter(cfg: DictConfig):
@@ -36,23 +34,6 @@ def _scenario_filter(cfg: DictConfig):
 
 def _split_dir(cfg: DictConfig) -> Path:
     return split_dir(cfg.paths.data_root, str(cfg.split))
-
-
-def _prepare_run_dir(run_dir: Path, resolved: dict, resume: bool) -> None:
-    from sim.runner.results import atomic_write_bytes, clean_temp_files, clear_results
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    digest = _config_hash(resolved)
-    stamp = run_dir / ".config_hash"
-    if resume and stamp.is_file() and stamp.read_text().strip() != digest:
-        raise DataError(run_dir / "config.yaml", "resume=true with a configuration that differs from the run's",
-                        "the same overrides as the interrupted run (or resume=false to start over)")
-    if resume:
-        clean_temp_files(run_dir)
-    else:
-        clear_results(run_dir)
-    atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)).encode())
-    atomic_write_bytes(stamp, digest.encode())
 
 
 def run(cfg: DictConfig) -> int:
@@ -88,7 +69,7 @@ def run(cfg: DictConfig) -> int:
         refs = [r for r in refs if r.scenario_type != DEFAULT_SCENARIO_TYPE]
     if not refs:
         raise NotFoundError(_split_dir(cfg), "no scenario matches the scenario filter", "at least one scenario")
-    _prepare_run_dir(run_dir, resolved, bool(cfg.resume))
+    prepare_run_dir(run_dir, _settings(resolved), bool(cfg.resume), config=resolved)
     challenge = challenge_for(str(cfg.agents), str(cfg.ego_controller))
     map_cache = str(Path(cfg.paths.cache_root) / "maps")
     jobs = [SimulationJob(ref=r, planner=planner_cfg, run_dir=str(run_dir), maps_root=str(cfg.paths.maps_root),

@@ -241,3 +241,31 @@ def _json_default(o: object) -> object:
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
+
+
+def prepare_run_dir(run_dir: str | Path, settings: dict, resume: bool, config: dict | None = None) -> None:
+    """Create ``run_dir`` for a run with ``settings`` (what decides its results) and write ``config.yaml``.
+
+    The settings' digest is stamped into the folder. With ``resume`` a folder made with other settings is refused
+    (a :class:`DataError`) and leftover temp files are dropped; without it earlier results are cleared.
+    ``config`` (default: ``settings``) is what ``config.yaml`` shows.
+    """
+    import hashlib
+    import json
+
+    from omegaconf import OmegaConf
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    stamp = run_dir / ".config_hash"
+    if resume and stamp.is_file() and stamp.read_text().strip() != digest:
+        raise DataError(run_dir / "config.yaml", "resume=true with simulation settings that differ from the run's",
+                        "the same planner / simulation settings as the interrupted run (or resume=false)")
+    if resume:
+        clean_temp_files(run_dir)
+    else:
+        clear_results(run_dir)
+    text = OmegaConf.to_yaml(OmegaConf.create(settings if config is None else config))
+    atomic_write_bytes(run_dir / "config.yaml", text.encode())
+    atomic_write_bytes(stamp, digest.encode())
