@@ -46,6 +46,9 @@ CRS = "+proj=utm +zone=11 +datum=WGS84 +units=m +no_defs"
 MAP_VERSION = "1.0.0"
 STEP = 0.5  # centreline vertex spacing, m
 CROSSWALK_WIDTH = 4.0
+#: Extra set-back of the arms at signalised junctions: right-turn connectors get radii of about 8 m, which nuPlan's
+#: LQR tracker follows within the lane (at 5 m radius it swings out by up to 1 m after the turn).
+JUNCTION_EXTRA_M = 3.0
 SIDEWALK_WIDTH = 2.5
 PARKING_WIDTH = 2.6
 
@@ -290,7 +293,7 @@ def build_town(seed: int) -> Town:
             trim = 0.0
             if node.kind == "signal":
                 others = [r for r in roads if r is not road and node.idx in (r.node_a, r.node_b)]
-                trim = max(r.half_width for r in others) + 2.0 + CROSSWALK_WIDTH + 1.0
+                trim = max(r.half_width for r in others) + 2.0 + CROSSWALK_WIDTH + 1.0 + JUNCTION_EXTRA_M
             elif node.kind == "merge" and road.kind != "ramp":
                 trim = l_m / 2
             setattr(road, f"trim_{end}", trim)
