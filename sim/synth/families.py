@@ -129,14 +129,19 @@ def _lane_follow(world: World, rng: np.random.Generator, plan: ScenePlan) -> Dir
     return director
 
 
-def _check_lead(rec: LogView, layers: MapLayers) -> str | None:
+def _tagged_ahead_in_lane(rec: LogView, what: str, max_ahead_m: float) -> tuple[int, int, str | None]:
+    """``(tag frame, tagged track, problem)``: the tagged agent must be 0..max_ahead_m ahead in the ego lane."""
     f, j = _tag_frame(rec), _tag_track(rec)
     if j < 0:
-        return "no lead vehicle tagged"
+        return f, j, f"no {what} tagged"
     loc = _agent_in_ego_frame(rec, j, f, f)[f]
-    if not (0.0 < loc[0] < 45.0 and abs(loc[1]) < 1.5):
-        return f"lead at {loc[:2].round(1)} in the ego frame at the tag"
-    return None
+    if not (0.0 < loc[0] < max_ahead_m and abs(loc[1]) < 1.5):
+        return f, j, f"{what} not ahead in the ego lane at the tag: {loc[:2].round(1)}"
+    return f, j, None
+
+
+def _check_lead(rec: LogView, layers: MapLayers) -> str | None:
+    return _tagged_ahead_in_lane(rec, "lead vehicle", 45.0)[2]
 
 
 def _spawn_lead(world: World, rng: np.random.Generator, segs: list[int], gap: float, speed_factor: float):
@@ -305,12 +310,9 @@ def _cut_in(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director
 
 
 def _check_hard_brake(rec: LogView, layers: MapLayers) -> str | None:
-    f, j = _tag_frame(rec), _tag_track(rec)
-    if j < 0:
-        return "no lead tagged"
-    loc = _agent_in_ego_frame(rec, j, f, f)[f]
-    if not (0.0 < loc[0] < 50.0 and abs(loc[1]) < 1.5):
-        return f"lead not ahead in the ego lane at the tag: {loc[:2].round(1)}"
+    f, j, problem = _tagged_ahead_in_lane(rec, "lead", 50.0)
+    if problem:
+        return problem
     v = np.hypot(*rec.tracks.velocity[j, f:f + rec.steps(3)].T)
     dv = np.nanmax(v[:rec.steps(1)]) - np.nanmin(v)
     return None if dv > 4.0 else f"lead slowed by only {dv:.1f} m/s"
@@ -350,12 +352,9 @@ def _hard_braking_lead(world: World, rng: np.random.Generator, plan: ScenePlan) 
 
 
 def _check_blocked(rec: LogView, layers: MapLayers) -> str | None:
-    f, j = _tag_frame(rec), _tag_track(rec)
-    if j < 0:
-        return "no blocking vehicle tagged"
-    loc = _agent_in_ego_frame(rec, j, f, f)[f]
-    if not (0.0 < loc[0] < 110.0 and abs(loc[1]) < 1.5):
-        return f"blocker not ahead in the ego lane at the tag: {loc[:2].round(1)}"
+    f, j, problem = _tagged_ahead_in_lane(rec, "blocking vehicle", 110.0)
+    if problem:
+        return problem
     own = _agent_in_ego_frame(rec, j, 0)
     end = min(f + rec.steps(12), rec.num_frames - 1)
     passed = (own[f:end, 0] < -3.0).any()
