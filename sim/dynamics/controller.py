@@ -30,7 +30,6 @@ from sim.dynamics.lqr import (
     _velocity_fit_matrices,
     curvature_moments,
     fit_reference,
-    lqr_commands,
     reference_from_samples,
     resample_offsets,
     track,
@@ -356,13 +355,10 @@ def simulate_trajectories(
         curvature_t = np.ascontiguousarray(reference.curvature.T)  # (M, K)
         moments = weights.T @ curvature_t[window]  # (5, N) @ (T, N, K) -> (T, 5, K)
         ref_pose = np.ascontiguousarray(reference.poses.transpose(1, 0, 2))  # (T+1, K, 3)
+        return _rollout_on_grid(state, ref_pose, ref_velocity, moments, dt, params, vehicle)
 
-        def commands(t: int, s: BicycleState) -> tuple[F64, F64]:
-            return lqr_commands(s.pose, s.velocity, s.steering_angle, ref_pose[t], ref_velocity[t],
-                                tuple(moments[t]), params)
-    else:
-        def commands(t: int, s: BicycleState) -> tuple[F64, F64]:
-            return track(s.pose, s.velocity, s.steering_angle, t0 + t * dt, reference, params)
+    def commands(t: int, s: BicycleState) -> tuple[F64, F64]:
+        return track(s.pose, s.velocity, s.steering_angle, t0 + t * dt, reference, params)
 
     # Time-major buffers: each step writes contiguous rows.
     shape = (num_steps + 1, k)
@@ -384,3 +380,106 @@ def simulate_trajectories(
     # Transposed views (no copy): the arrays are (K, T+1) but stored time-major.
     return Rollout(t0 + dt * np.arange(num_steps + 1), out_pose.transpose(1, 0, 2),
                    **{name: a.T for name, a in out.items()})
+
+
+def _wrap_small(angle: F64) -> F64:
+    """:func:`sim.dynamics.bicycle.wrap_angle`, returning ``angle`` itself when every value lies well inside
+    ``(-π, π)``: there the floor term is 0 and ``angle - 0.0`` is ``angle`` bit for bit (2 numpy calls instead
+    of 5; tracking errors and headings are small far more often than not)."""
+    if len(angle) and float(np.abs(angle).max()) < 3.0:  # NaN fails the test and takes the full path
+        return angle
+    return wrap_angle(angle)
+
+
+def _rollout_on_grid(state: BicycleState, ref_pose: F64, ref_velocity: F64, moments: F64, dt: float,
+                     params: LQRParameters, vehicle: VehicleParameters) -> Rollout:
+    """The rollout loop of :func:`simulate_trajectories` when the steps land on the reference grid.
+
+    ``ref_pose`` ``(T+1, K, 3)``, ``ref_velocity`` ``(T, K)`` (the speed ``N·dt`` ahead), ``moments``
+    ``(T, 5, K)``: every reference the tracker reads, per step. Same operations, in the same order, as
+    :func:`sim.dynamics.lqr.lqr_commands` followed by :func:`sim.dynamics.bicycle.propagate` (so the same
+    numbers), fused into one loop over time on ``(K,)`` rows: the per-call overhead of ~100 small numpy
+    operations per step dominated, so the reference-only parts are computed for all steps at once (heading
+    cosines and sines, the stopping test on the reference speed) and the sums that share a factor are done
+    for three quantities in one operation (``(3, K)`` rows).
+    """
+    num_steps, k = ref_velocity.shape
+    n = params.tracking_horizon
+    _, c = _horizon_constants(n, params.discretization_time, params.wheel_base)
+    q1, q2, q3 = params.q_lateral
+    b_lon = n * params.discretization_time
+    gain = b_lon * params.q_longitudinal / (b_lon * b_lon * params.q_longitudinal + params.r_longitudinal)
+    b_steer = n * params.discretization_time
+    steer_penalty = q3 * b_steer * b_steer + params.r_lateral
+    inv_l = 1.0 / params.wheel_base
+    wheel_base = vehicle.wheel_base
+    accel_gain = dt / (dt + ACCEL_TIME_CONSTANT)
+    steer_gain = dt / (dt + STEERING_ANGLE_TIME_CONSTANT)
+    stopping = params.stopping_velocity
+    # Reference-only terms, all steps at once.
+    ref_x, ref_y = ref_pose[:num_steps, :, 0], ref_pose[:num_steps, :, 1]
+    ref_h = ref_pose[:num_steps, :, 2]
+    cos_ref, sin_ref = np.cos(ref_h), np.sin(ref_h)
+    ref_slow = ref_velocity <= stopping
+    any_slow = ref_slow.any(axis=1).tolist()
+    # Factors of v, a (linear terms) and v², v·a, a² (quadratic terms) of the three sums per row:
+    # (Σw, heading response b_head, Σwκ) and (Σ_i w_i Σ_{j>i} w_j, lateral response b_lat, Σ_i w_i κ_i Σ_{j>i} w_j).
+    lin_v = np.empty((num_steps, 3, k))
+    lin_a = np.empty((num_steps, 3, k))
+    quad = np.empty((3, num_steps, 3, k))
+    lin_v[:, 0], lin_v[:, 1], lin_v[:, 2] = c[0], c[5], moments[:, 0]
+    lin_a[:, 0], lin_a[:, 1], lin_a[:, 2] = c[1], c[6], moments[:, 1]
+    for p, (ca, cb, mom) in enumerate(((c[2], c[7], 2), (c[3], c[8], 3), (c[4], c[9], 4))):
+        quad[p, :, 0], quad[p, :, 1], quad[p, :, 2] = ca, cb, moments[:, mom]
+
+    # Time-major outputs; the state is read back from the rows written the step before.
+    shape = (num_steps + 1, k)
+    xs, ys, hs = np.empty(shape), np.empty(shape), np.empty(shape)
+    vel, acc, steer, steer_rate, yaw = (np.empty(shape) for _ in range(5))
+    xs[0], ys[0], hs[0] = state.pose[:, 0], state.pose[:, 1], state.pose[:, 2]
+    vel[0], acc[0], steer[0] = state.velocity, state.acceleration, state.steering_angle
+    steer_rate[0], yaw[0] = state.steering_rate, state.yaw_rate
+    for t in range(num_steps):
+        x, y, h, v, a_state, st = xs[t], ys[t], hs[t], vel[t], acc[t], steer[t]
+        # --- LQR (lqr_commands)
+        dx = x - ref_x[t]
+        dy = y - ref_y[t]
+        lateral_error = dy * cos_ref[t] - dx * sin_ref[t]
+        heading_error = _wrap_small(h - ref_h[t])
+        accel = (ref_velocity[t] - v) * gain
+        lin = v * lin_v[t] + accel * lin_a[t]  # (3, K): w_sum, b_head, kappa_w
+        vv, va, aa = v * v, v * accel, accel * accel
+        sq = vv * quad[0, t] + va * quad[1, t] + aa * quad[2, t]  # (3, K): w_tail, b_lat, kappa_tail
+        w_sum, b_head = lin[0], lin[1]
+        w_tail, b_lat = sq[0], sq[1]
+        steer_l = st * inv_l
+        heading_n = heading_error + steer_l * w_sum - lin[2]
+        lateral_n = lateral_error + heading_error * w_sum + steer_l * w_tail - sq[2]
+        e_head = _wrap_small(heading_n)
+        numerator = b_lat * lateral_n * q1 + b_head * e_head * q2
+        denominator = b_lat * b_lat * q1 + b_head * b_head * q2 + steer_penalty
+        if q3 != 0.0:
+            numerator = numerator + q3 * b_steer * wrap_angle(st)
+        rate_cmd = -numerator / denominator
+        if any_slow[t]:  # stopping P-controller where the reference and the car are (nearly) still
+            stop = ref_slow[t] & (v <= stopping)
+            if stop.any():
+                accel = np.where(stop, -params.stopping_proportional_gain * (v - ref_velocity[t]), accel)
+                rate_cmd = np.where(stop, 0.0, rate_cmd)
+        # --- bicycle (propagate); from the second step on the yaw rate is v·tan(δ)/L of the state
+        new_acc = np.add(a_state, accel_gain * (accel - a_state), out=acc[t + 1])
+        ideal = st + dt * rate_cmd
+        lagged = st + steer_gain * (ideal - st)
+        rate = np.divide(lagged - st, dt, out=steer_rate[t + 1])
+        dt_v = dt * v
+        np.add(x, dt_v * np.cos(h), out=xs[t + 1])
+        np.add(y, dt_v * np.sin(h), out=ys[t + 1])
+        heading_rate = yaw[t] if t else v * np.tan(st) / wheel_base
+        hs[t + 1] = _wrap_small(h + dt * heading_rate)
+        new_v = np.add(v, dt * new_acc, out=vel[t + 1])
+        new_st = np.minimum(np.maximum(st + dt * rate, -MAX_STEERING_ANGLE), MAX_STEERING_ANGLE, out=steer[t + 1])
+        np.divide(new_v * np.tan(new_st), wheel_base, out=yaw[t + 1])
+    pose = np.stack([xs, ys, hs], axis=-1)  # (T+1, K, 3)
+    # Transposed views (no copy): the arrays are (K, T+1) but stored time-major.
+    return Rollout(state.time_s + dt * np.arange(num_steps + 1), pose.transpose(1, 0, 2), vel.T, acc.T, steer.T,
+                   steer_rate.T, yaw.T)

@@ -163,3 +163,37 @@ def test_single_vehicle_step_equals_batched_tracker_and_bicycle() -> None:
         got = two_stage_step(ego, traj, 0.1)
         for field in ("time_s", "pose", "velocity", "acceleration", "steering_angle", "yaw_rate"):
             np.testing.assert_allclose(getattr(got, field), getattr(expected, field), rtol=0, atol=1e-12)
+
+
+def test_fused_rollout_equals_track_and_propagate_bit_for_bit() -> None:
+    """The fused on-grid loop of simulate_trajectories = lqr.track + bicycle.propagate step by step, exactly,
+    also for headings across ±π (the wrap fast path must not apply there) and references that stop."""
+    from sim.dynamics.bicycle import propagate
+    from sim.dynamics.lqr import LQR_DEFAULT, fit_reference, track
+
+    rng = np.random.default_rng(3)
+    k, steps = 6, 40
+    t = np.arange(steps + 1) * 0.1
+    speeds = np.array([0.0, 0.1, 3.0, 8.0, 12.0, 15.0])[:, None]
+    heading0 = np.array([3.1, -3.1, 0.2, np.pi - 0.01, -1.0, 2.0])[:, None]
+    yaw = rng.uniform(-0.3, 0.3, (k, 1))
+    h = heading0 + yaw * t[None]
+    x = np.cumsum(speeds * 0.1 * np.cos(h), axis=1)
+    y = np.cumsum(speeds * 0.1 * np.sin(h), axis=1)
+    poses = np.stack([x, y, (h + np.pi) % (2 * np.pi) - np.pi], -1)
+    initial = BicycleState(poses[:, 0] + rng.normal(0.0, 0.3, (k, 3)), speeds[:, 0] + rng.normal(0.0, 0.5, k),
+                           rng.normal(0.0, 0.5, k), rng.normal(0.0, 0.05, k), np.zeros(k), rng.normal(0.0, 0.1, k),
+                           0.0)
+    fused = simulate_trajectories(initial, poses, reference_includes_current=True)
+
+    reference = fit_reference(poses, 0.0, LQR_DEFAULT)
+    state = initial
+    for i in range(steps):
+        accel, rate = track(state.pose, state.velocity, state.steering_angle, i * 0.1, reference,
+                            reference_pose=reference.poses[:, i].copy())
+        state = propagate(state, accel, rate, 0.1, heading_rate=state.yaw_rate if i else None)
+        for name, got in (("pose", fused.pose[:, i + 1]), ("velocity", fused.velocity[:, i + 1]),
+                          ("acceleration", fused.acceleration[:, i + 1]),
+                          ("steering_angle", fused.steering_angle[:, i + 1]),
+                          ("steering_rate", fused.steering_rate[:, i + 1]), ("yaw_rate", fused.yaw_rate[:, i + 1])):
+            np.testing.assert_array_equal(got, getattr(state, name), err_msg=f"{name} at step {i + 1}")
