@@ -154,6 +154,8 @@ def starting_segment(map_api: MapAPI, pose: F64, on_route: npt.NDArray[np.bool_]
     """
     inside = map_api.segments_containing(pose[None, :2])[0]
     cand = inside[on_route[inside]]
+    if len(cand) == 1:  # the usual case: nothing to compare
+        return int(cand[0])
     if len(cand):
         errs = [heading_error(map_api, int(s), pose) for s in cand]
         return int(cand[int(np.argmin(errs))])

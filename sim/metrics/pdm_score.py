@@ -446,7 +446,10 @@ def route_centerline(map_api: MapAPI, route_roadblock_ids: tuple[int, ...], ego_
     if len(on_route) == 0:
         return pose[:2] + np.outer(np.linspace(-10.0, max_length, 42), [np.cos(pose[2]), np.sin(pose[2])])
     containing = np.intersect1d(map_api.segments_containing(pose[None, :2])[0], on_route)
-    start = int(map_api.nearest_segment(pose, containing if len(containing) else on_route))
+    if len(containing) == 1:  # the usual case: no distances or heading errors to compare
+        start = int(containing[0])
+    else:
+        start = int(map_api.nearest_segment(pose, containing if len(containing) else on_route))
     # The path depends on the start segment only (not on where ego is on it): cached per map and route.
     per_map = _CENTERLINE_CACHE.setdefault(map_api, {})
     key = (tuple(int(r) for r in route_roadblock_ids), start, float(max_length), float(extension))
