@@ -28,7 +28,7 @@ from sim.runner.results import prepare_run_dir
 MODES = ("log_replay", "reactive")
 #: Settings a scenario's result depends on (a resumed run folder must have been made with the same ones).
 _RESULT_KEYS = ("split", "planner", "agents", "ego_controller", "seed", "num_iterations", "history_s",
-                "step_time_budget_s", "point_cloud")
+                "step_time_budget_s", "point_cloud", "replay_tagged")
 
 
 def _planner_config(entry: object) -> dict:
@@ -117,6 +117,7 @@ def run(cfg: DictConfig) -> int:
             runs.append((name, agents, run_dir))
             jobs += [SimulationJob(ref=r, planner=planner, run_dir=str(run_dir), maps_root=str(cfg.paths.maps_root),
                                    map_cache_root=map_cache, agents=agents, ego_controller=str(cfg.ego_controller),
+                                   replay_tagged=bool(cfg.replay_tagged),
                                    num_iterations=cfg.num_iterations, history_s=float(cfg.history_s),
                                    step_time_budget_s=cfg.step_time_budget_s, point_cloud=bool(cfg.point_cloud),
                                    seed=int(cfg.seed)) for r in refs]

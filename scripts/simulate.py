@@ -74,6 +74,7 @@ def run(cfg: DictConfig) -> int:
     map_cache = str(Path(cfg.paths.cache_root) / "maps")
     jobs = [SimulationJob(ref=r, planner=planner_cfg, run_dir=str(run_dir), maps_root=str(cfg.paths.maps_root),
                           map_cache_root=map_cache, agents=str(cfg.agents), ego_controller=str(cfg.ego_controller),
+                          replay_tagged=bool(cfg.replay_tagged),
                           num_iterations=cfg.num_iterations, history_s=float(cfg.history_s),
                           step_time_budget_s=cfg.step_time_budget_s, point_cloud=bool(cfg.point_cloud),
                           seed=int(cfg.seed))

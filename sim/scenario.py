@@ -138,6 +138,8 @@ class Scenario:
     ``token`` is the tagged lidar_pc token (hex); iteration 0 is ``extraction offset`` (3 s) before it.
     ``route_roadblock_ids`` are map ids of roadblocks or roadblock connectors, in driving order.
     ``mission_goal`` is ``(3,)`` x, y, heading or None.
+    ``tagged_track_tokens``: hex tokens of the agents the scenario's tags name (``scenario_tag.agent_track_token``:
+    the lead that brakes, the vehicle that cuts in, ...), empty when the tags name none.
     """
 
     token: str
@@ -153,6 +155,7 @@ class Scenario:
     history_steps: int = 20
     tags: tuple[str, ...] = field(default_factory=tuple)
     map_version: str = ""
+    tagged_track_tokens: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def num_iterations(self) -> int:

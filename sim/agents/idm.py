@@ -100,9 +100,16 @@ def _polygon_ring(geom: shapely.Geometry) -> F64:
 class IDMAgents:
     """nuPlan's IDM agents. Use through :class:`sim.agents.AgentModel`: ``reset``, then ``observe``/``advance``."""
 
-    def __init__(self, params: IDMParameters = IDMParameters(), vehicle: VehicleParameters = PACIFICA) -> None:
+    def __init__(self, params: IDMParameters = IDMParameters(), vehicle: VehicleParameters = PACIFICA,
+                 replay_tagged: bool = False) -> None:
+        """``replay_tagged``: the agents the scenario's tag names (``Scenario.tagged_track_tokens``: the vehicle
+        that cuts in, the lead that brakes, the runner of the red light) are replayed from the log like
+        pedestrians instead of becoming IDM agents. An IDM agent keeps its lane and obeys lights, so in nuPlan's
+        CLS-R (``False``) the scripted hazard of a corner case vanishes; ``True`` keeps it, every other vehicle
+        reacts to the ego."""
         self.params = params
         self.vehicle = vehicle
+        self.replay_tagged = replay_tagged
         self._scenario: Scenario | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -118,7 +125,10 @@ class IDMAgents:
         self._curvature_cache: dict[int, float] = {}
         self._baseline_cache: dict[int, F64] = {}
         tracks = scenario.tracks
-        self._open_loop_rows = np.flatnonzero(np.isin(tracks.category, np.asarray(p.open_loop_categories)))
+        open_loop = np.isin(tracks.category, np.asarray(p.open_loop_categories))
+        if self.replay_tagged:
+            open_loop |= np.isin(tracks.token, np.asarray(scenario.tagged_track_tokens, dtype=tracks.token.dtype))
+        self._open_loop_rows = np.flatnonzero(open_loop)
         rows_ol = self._open_loop_rows
         # Open-loop boxes at every step, once (box_corners is elementwise: same corners as per step).
         self._open_loop_boxes = box_corners(tracks.pose[rows_ol], tracks.size[rows_ol, 0][:, None],
@@ -132,7 +142,7 @@ class IDMAgents:
         placed = [ego_box] + list(box_corners(tracks.pose[ol, step], tracks.size[ol, 0], tracks.size[ol, 1]))
         ego_speed = float(np.hypot(*scenario.ego.velocity[step]))
 
-        rows = np.flatnonzero((tracks.category == Category.VEHICLE) & tracks.valid[:, step])
+        rows = np.flatnonzero((tracks.category == Category.VEHICLE) & tracks.valid[:, step] & ~open_loop)
         tokens, sizes, paths, routes, progress, speed, target = [], [], [], [], [], [], []
         for r in rows:
             snapped = self._snap(tracks.pose[r, step])

@@ -195,8 +195,8 @@ class LogDB:
         if row is None:
             raise NotFoundError(self.path, f"scenario token {token} not in lidar_pc", "a lidar_pc token of this log")
         anchor_us, scene_token = int(row[0]), bytes(row[1])
-        tags = tuple(sorted({str(r[0]) for r in self._all(
-            "SELECT type FROM scenario_tag WHERE lidar_pc_token = ?", (blob,)) if r[0] is not None}))
+        tag_rows = self._all("SELECT type, agent_track_token FROM scenario_tag WHERE lidar_pc_token = ?", (blob,))
+        tags = tuple(sorted({str(r[0]) for r in tag_rows if r[0] is not None}))
         if scenario_type is None:
             scenario_type = tags[-1] if tags else DEFAULT_SCENARIO_TYPE
         off_default, dur_default = extraction_window(scenario_type)
@@ -238,10 +238,13 @@ class LogDB:
                         steering_angle=np.zeros(len(sel)), yaw_rate=e[:, 10].copy())
 
         route, goal = self._route_and_goal(scene_token, token)
+        tagged = tuple(sorted({bytes(r[1]).hex() for r in tag_rows
+                               if isinstance(r[1], bytes | memoryview) and str(r[0]) == scenario_type}))
         return Scenario(token=token, log_name=self.log_name, map_location=self.map_name,
                         scenario_type=scenario_type, time_us=time_us, ego=ego,
                         tracks=self._tracks(pc_tokens), traffic_lights=self._lights(pc_tokens),
-                        route_roadblock_ids=route, mission_goal=goal, history_steps=h, tags=tags)
+                        route_roadblock_ids=route, mission_goal=goal, history_steps=h, tags=tags,
+                        tagged_track_tokens=tagged)
 
     def _rows_per_step(self, pc_tokens: list[bytes], select: str) -> list[tuple]:
         """Run ``select`` (which reads table ``w(tok, step)``) with ``w`` = the lidar_pc tokens and their step

@@ -32,6 +32,7 @@ class SimulationJob:
     maps_root: str
     map_cache_root: str | None = None
     agents: str = "log_replay"
+    replay_tagged: bool = False
     ego_controller: str = "two_stage"
     num_iterations: int | None = None
     history_s: float = 2.0
@@ -70,6 +71,7 @@ def run_job(job: SimulationJob) -> dict:
     challenge = challenge_for(job.agents, job.ego_controller)
     meta = {"scenario_token": ref.token, "log_name": ref.log_name, "scenario_type": ref.scenario_type,
             "planner": planner_name(job.planner), "agents": job.agents, "challenge": challenge,
+            "replay_tagged": job.replay_tagged and job.agents != "log_replay",
             "ego_controller": job.ego_controller, "db_path": str(ref.db_path), **job.extra_meta}
     rollout, metrics = None, {}
     s = scenario_seed(job.seed, ref.token)
@@ -85,7 +87,8 @@ def run_job(job: SimulationJob) -> dict:
         planner = build_planner(job.planner)
         rollout = run_scenario(scenario, map_api, planner, agents=job.agents, num_iterations=job.num_iterations,
                                history_s=job.history_s, step_time_budget_s=job.step_time_budget_s,
-                               point_cloud=job.point_cloud, ego_controller=job.ego_controller)
+                               point_cloud=job.point_cloud, ego_controller=job.ego_controller,
+                               replay_tagged=job.replay_tagged)
         metrics = score_rollout(rollout, scenario, map_api, challenge)
         from sim.metrics.common import METRICS_VERSION
 

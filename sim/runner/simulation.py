@@ -78,8 +78,10 @@ class Rollout:
         return out
 
 
-def make_agent_model(agents: str | AgentModel) -> AgentModel:
-    """``'log_replay'`` (non-reactive, CLS-NR) or ``'reactive'`` (IDM agents, CLS-R), or a ready model."""
+def make_agent_model(agents: str | AgentModel, replay_tagged: bool = False) -> AgentModel:
+    """``'log_replay'`` (non-reactive, CLS-NR) or ``'reactive'`` (IDM agents, CLS-R), or a ready model.
+
+    ``replay_tagged`` (reactive only): the scenario's tagged agents stay on log replay (see ``IDMAgents``)."""
     if not isinstance(agents, str):
         return agents
     if agents == "log_replay":
@@ -89,7 +91,7 @@ def make_agent_model(agents: str | AgentModel) -> AgentModel:
     if agents in ("reactive", "idm"):
         from sim.agents.idm import IDMAgents
 
-        return IDMAgents()
+        return IDMAgents(replay_tagged=replay_tagged)
     raise DataError(None, f"unknown agents mode '{agents}'", "'log_replay' or 'reactive'")
 
 
@@ -186,6 +188,7 @@ def run_scenario(
     point_cloud: bool = False,
     ego_controller: str = "two_stage",
     on_step: Callable[[int], None] | None = None,
+    replay_tagged: bool = False,
 ) -> Rollout:
     """Simulate ``planner`` on ``scenario`` in closed loop; never raises for planner faults.
 
@@ -193,7 +196,8 @@ def run_scenario(
     ``history_s``: history buffer length (2 s -> 21 states incl. the current one).
     ``step_time_budget_s``: a step whose planner call takes longer fails the scenario (None: no limit).
     ``point_cloud``: attach a simulated LiDAR point cloud to every observation (also when the planner sets
-    ``wants_point_cloud``). ``ego_controller``: see :mod:`sim.runner.ego_update`.
+    ``wants_point_cloud``). ``ego_controller``: see :mod:`sim.runner.ego_update`. ``replay_tagged``: with reactive
+    agents, keep the scenario's tagged agents (the corner case's hazard) on log replay.
     """
     n_total = scenario.num_iterations
     n = n_total if num_iterations is None else min(int(num_iterations), n_total)
@@ -235,7 +239,7 @@ def run_scenario(
     planner_name = str(getattr(planner, "name", type(planner).__name__))
     agents_name = agents if isinstance(agents, str) else type(agents).__name__
     try:
-        model = make_agent_model(agents)
+        model = make_agent_model(agents, replay_tagged)
         model.reset(scenario, map_api, start_iteration=0)
         obs.append(observation(model.observe(), ego.pose[past]))
         init = PlannerInitialization(scenario.route_roadblock_ids, scenario.mission_goal, map_api,
