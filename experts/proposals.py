@@ -32,6 +32,11 @@ CORRIDOR_MARGIN = 0.15
 MAX_PATH_DISTANCE = 8.0
 
 
+def _scalar(value: float) -> F64:
+    """``value`` as a 0-d float64 array (numpy's per-call overhead with it is lower than with a Python float)."""
+    return np.array(value, np.float64)
+
+
 @dataclass(frozen=True)
 class IDMParams:
     """PDM-Closed's IDM constants (tuplan_garage ``pdm_closed_planner.yaml``)."""
@@ -240,41 +245,45 @@ def unroll_idm(
     width = caps.shape[1]
     flat_caps = np.maximum(caps, 1e-3).ravel()
     cap_base = proposals.path * width
-    s0_gap, headway, a_max, b_max, delta = (params.min_gap, params.headway, params.accel_max, params.decel_max,
-                                            params.exponent)
+    # The loop's constants as 0-d arrays: numpy combines (K,) arrays with them faster than with Python floats
+    # (same results).
+    s0_gap, headway, a_max, b_max, delta = (_scalar(x) for x in (params.min_gap, params.headway,
+                                                                 params.accel_max, params.decel_max, params.exponent))
+    one, zero, dt_0d, sqrt_ab = _scalar(1.0), _scalar(0.0), _scalar(dt), _scalar(sqrt_ab)
+    neg_b_max, last_cell, inf = _scalar(-params.decel_max), _scalar(width - 1), _scalar(np.inf)
     lead_s = lead_v = None
     acc = np.full(k, float(np.clip(a0, -params.decel_max, params.accel_max)))
-    da = np.inf if max_jerk is None else max_jerk * dt
+    da = None if max_jerk is None or max_jerk * dt == np.inf else _scalar(max_jerk * dt)  # None: no limit
     # Each proposal's obstacles, time-major (J, K, M): the leader search below slices instead of gathering.
     n_upd = min((num_steps - 1) // FORECAST_STEPS, j_max) + 1 if num_steps > 0 else 0
     k_smin = s_min[combo, :n_upd].transpose(1, 0, 2)
     k_smax = s_max[combo, :n_upd].transpose(1, 0, 2)
     k_speed = speed[combo, :n_upd].transpose(1, 0, 2)
-    # Tight loop: ~20 small ufunc calls per step on (K,) arrays; the leader search every FORECAST_STEPS.
+    num_m = s_min.shape[2]
+    # Tight loop: ~35 small ufunc calls per step on (K,) arrays; the leader search every FORECAST_STEPS.
     for i in range(num_steps):
         si, vi = s[i], v[i]
         if i % FORECAST_STEPS == 0:
             j = min(i // FORECAST_STEPS, j_max)
-            cand = np.where(k_smax[j] > si[:, None], k_smin[j], np.inf)  # (K, M)
-            m = np.argmin(cand, axis=1)
-            lead_s = cand[rows, m] - front_length
-            lead_v = k_speed[j][rows, m]
-        idx = np.minimum(np.maximum(si, 0.0), width - 1).astype(np.int64)
-        vt = np.minimum(target, flat_caps[cap_base + idx])
+            cand = np.where(k_smax[j] > si[:, None], k_smin[j], inf)  # (K, M)
+            pick = rows * num_m + cand.argmin(axis=1)  # flat index of each row's leader
+            lead_s = cand.take(pick) - front_length
+            lead_v = k_speed[j].take(pick)
+        idx = np.minimum(np.maximum(si, zero), last_cell).astype(np.int64)
+        vt = np.minimum(target, flat_caps.take(cap_base + idx))
         gap = np.maximum(lead_s - si, s0_gap)
-        s_star = np.maximum(s0_gap + vi * (headway + (vi - lead_v) / sqrt_ab), 0.0)
-        interaction = (s_star / gap) ** 2
-        accel = a_max * (1.0 - (vi / vt) ** delta - interaction)
-        accel = np.minimum(np.maximum(accel, -b_max), a_max)
-        if da != np.inf:
+        s_star = np.maximum(s0_gap + vi * (headway + (vi - lead_v) / sqrt_ab), zero)
+        interaction = np.square(s_star / gap)
+        accel = a_max * (one - (vi / vt) ** delta - interaction)
+        accel = np.minimum(np.maximum(accel, neg_b_max), a_max)
+        if da is not None:
             # Smooth changes of the free-road command (new target speed, a speed cap); braking for a leader
             # that comes close (interaction term >= 0.25) stays immediate, as in PDM-Closed.
             free = interaction < 0.25
             accel = np.where(free, np.minimum(np.maximum(accel, acc - da), acc + da), accel)
-            acc = np.where(vi <= 0.0, 0.0, accel)  # at rest the command restarts from 0
-        v_next = np.maximum(vi + dt * accel, 0.0)
-        v[i + 1] = v_next
-        s[i + 1] = si + dt * v_next
+            acc = np.where(vi <= zero, zero, accel)  # at rest the command restarts from 0
+        v_next = np.maximum(vi + dt_0d * accel, zero, out=v[i + 1])
+        np.add(si, dt_0d * v_next, out=s[i + 1])
     if return_accel:
         return s.T.copy(), v.T.copy(), acc
     return s.T.copy(), v.T.copy()
