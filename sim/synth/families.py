@@ -267,14 +267,18 @@ def _check_cut_in(rec: LogView, layers: MapLayers) -> str | None:
 
 
 @_family("cut_in", "corner_cut_in", True, _check_cut_in,
-         "A vehicle in the next lane cuts into the ego lane a few metres ahead of the ego.")
+         "A vehicle in the next lane cuts into the ego lane a few metres ahead of the ego and slows down.")
 def _cut_in(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director:
     town = world.town
     west = lanes(town, "arterial-west", True)
     k = int(rng.integers(2))
     segs = _ego_start_west(world, rng, k)
     other = lane_path(town, west[1 - k])
-    rel_target = float(rng.uniform(9.0, 14.0))
+    rel_target = float(rng.uniform(6.5, 9.0))  # centre to centre along the lanes when it cuts in
+    # As it starts across it brakes (3.5-4.5 m/s²) to 60-80 % of the ego's speed: a planner that reacts only once
+    # the car is in its lane closes in too fast; one that forecasts the lane change slows down in time.
+    slow = float(rng.uniform(0.6, 0.8))
+    decel = float(rng.uniform(3.5, 4.5))
     params = agent_params(rng)
     params.speed_factor = 1.1
     cutter = world.add_vehicle(other, world.ego.sc + rel_target, world.ego.v, params)
@@ -282,7 +286,7 @@ def _cut_in(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director
              keep_clear=((segs[0], -1e9, 1e9), (other[0], -1e9, 1e9)))
     t_trig = plan.before_tag + float(rng.uniform(0.0, 2.0))
     lc_time = float(rng.uniform(2.0, 3.0))
-    state = {"cut": None}
+    state: dict = {"cut": None, "v_end": 0.0, "braked": False}
 
     def director(w: World) -> None:
         ego = w.ego
@@ -299,12 +303,19 @@ def _cut_in(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director
                 rest = w.town.lane_route(seg, ego.route[ego.route.index(w.town.segments[seg].roadblock):])
                 if rest is None or abs(rel - rel_target) > 3.0:
                     return
-                state["cut"] = w.t
+                state["cut"], state["v_end"] = w.t, ego.v * slow
                 side = 1 if on_segment(cutter)[0] == me.left else -1
                 w.start_lane_change(cutter, rest, side, max(12.0, cutter.v * lc_time))
-                cutter.v_target = ego.v * 1.05
+                cutter.v_target = ego.v
                 _tag(w, cutter.track)
-        elif w.t > state["cut"] + lc_time + 2.0:
+            return
+        since = w.t - state["cut"]
+        if since >= 0.3 * lc_time and not state["braked"]:
+            state["braked"] = True
+            cutter.a_override = -decel
+        if cutter.a_override is not None and cutter.v <= state["v_end"]:
+            cutter.a_override, cutter.a, cutter.v_target = None, 0.0, state["v_end"]
+        if since > lc_time + 4.0:
             cutter.v_target = None
     return director
 
@@ -362,6 +373,11 @@ def _check_blocked(rec: LogView, layers: MapLayers) -> str | None:
     return None if passed or waited else "ego neither passed nor waited behind the blocker"
 
 
+#: A blocked lane is tagged when the blockage is this far ahead (m): the scenario starts 3 s earlier, so a
+#: planner that waits behind it stands still for most of the 15 s.
+TAG_AHEAD_M = 55.0
+
+
 def _blocked_lane_setup(world: World, rng: np.random.Generator, plan: ScenePlan) -> tuple[list[int], int, float]:
     """Ego on the arterial from the curve eastwards; returns its path, the blocked lane and the arc there."""
     town = world.town
@@ -381,10 +397,14 @@ def _stopped_vehicle(world: World, rng: np.random.Generator, plan: ScenePlan) ->
     segs, blocked, s_block = _blocked_lane_setup(world, rng, plan)
     blocker = world.add_vehicle([blocked], s_block, 0.0, DriverParams(), static=True,
                                 size=np.array([float(rng.uniform(4.5, 6.5)), 2.0, 1.8]))
-    populate(world, rng, density=float(rng.uniform(0.6, 1.2)), keep_clear=((blocked, s_block - 60, s_block),))
+    # The next lane starts with room to pass (traffic flowing in later may still close the gap: then it waits).
+    lane = world.town.segments[blocked]
+    free = lane.left if lane.left >= 0 else lane.right
+    populate(world, rng, density=float(rng.uniform(0.6, 1.2)),
+             keep_clear=((blocked, s_block - 60, s_block), (free, s_block - 90, s_block + 40)))
 
     def director(w: World) -> None:
-        if "tag" not in w.events and _ahead(w, blocker.center_pose(), 92.0 + blocker.length / 2):
+        if "tag" not in w.events and _ahead(w, blocker.center_pose(), TAG_AHEAD_M + blocker.length / 2):
             _tag(w, blocker.track)
     return director
 
@@ -430,7 +450,7 @@ def _construction_zone(world: World, rng: np.random.Generator, plan: ScenePlan) 
     first_static = world.statics[0].track
 
     def director(w: World) -> None:
-        if "tag" not in w.events and _ahead(w, world.statics[0].pose, 95.0):
+        if "tag" not in w.events and _ahead(w, world.statics[0].pose, TAG_AHEAD_M):
             _tag(w, first_static)
     return director
 
@@ -655,7 +675,9 @@ def _red_light_runner(world: World, rng: np.random.Generator, plan: ScenePlan) -
     populate(world, rng, density=float(rng.uniform(0.5, 0.9)),
              keep_clear=((segs[0], -1e9, 1e9),) + tuple((x, -1e9, 1e9) for x in sb), no_inflow=tuple(sb))
     v_r = float(rng.uniform(11.0, 14.0))
-    delta = float(rng.uniform(1.0, 2.0))
+    # The runner reaches the crossing point from 0.6 s before to 0.2 s after the ego would (undisturbed): a
+    # planner that brakes only once the runner is in its lane arrives while the crossing is still occupied.
+    delta = float(rng.uniform(-0.2, 0.6))
     t_spawn = float(rng.uniform(5.5, 7.0))
     state = {"runner": None}
 
