@@ -37,6 +37,17 @@ def _scalar(value: float) -> F64:
     return np.array(value, np.float64)
 
 
+def nan_to_num(x: F64) -> F64:
+    """``np.nan_to_num(x)``; ``x`` itself (not a copy) when it is all finite, skipping nan_to_num's overhead."""
+    return x if bool(np.isfinite(x).all()) else np.nan_to_num(x)
+
+
+def isin_small(values: npt.ArrayLike, choices: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """``np.isin(values, choices)`` for a few choices: one broadcast comparison (np.isin's setup costs more)."""
+    v = np.asarray(values)
+    return (v[..., None] == np.asarray(choices)).any(-1)
+
+
 @dataclass(frozen=True)
 class IDMParams:
     """PDM-Closed's IDM constants (tuplan_garage ``pdm_closed_planner.yaml``)."""
@@ -79,8 +90,8 @@ def forecast(tracks: Tracks, num_samples: int, dt: float, decel: F64 | None = No
     (a braking leader: a constant-velocity forecast sees the danger only when it is too late).
     """
     pose = tracks.pose[:, -1, :]  # (N, 3)
-    is_agent = np.isin(tracks.category, AGENT_CATEGORIES)
-    vel = np.where(is_agent[:, None], np.nan_to_num(tracks.velocity[:, -1, :]), 0.0)
+    is_agent = isin_small(tracks.category, AGENT_CATEGORIES)
+    vel = np.where(is_agent[:, None], nan_to_num(tracks.velocity[:, -1, :]), 0.0)
     speed = np.hypot(vel[:, 0], vel[:, 1])
     t = np.arange(num_samples) * dt
     center = np.repeat(pose[:, None, :], num_samples, axis=1)
@@ -176,7 +187,7 @@ def path_obstacles(path: Path, offsets: F64, fc: Forecast, red_light_s: F64, ign
 def speed_cap(path: Path, points_s: npt.ArrayLike, points_v: npt.ArrayLike, decel: float = 1.5,
               max_lat_accel: float = 2.5) -> F64:
     """``(P,)`` speed cap (m/s) per vertex: curvature (lateral acceleration ≤ ``max_lat_accel``) and caution
-    points (arc ``points_s`` where the speed must be ≤ ``points_v``), each anticipated by a comfortable
+    points (arc ``points_s`` where the speed must be ≤ ``points_v`` ≥ 0), each anticipated by a comfortable
     deceleration ``decel``: cap(s) = min over points r ≥ s of sqrt(v_r² + 2·decel·(r − s)).
     """
     ds = np.gradient(path.s) if len(path) > 1 else np.ones(1)
@@ -186,10 +197,14 @@ def speed_cap(path: Path, points_s: npt.ArrayLike, points_v: npt.ArrayLike, dece
     r_s = np.concatenate([path.s, np.asarray(points_s, np.float64)])
     r_v = np.concatenate([local, np.asarray(points_v, np.float64)])
     gap = r_s[None, :] - path.s[:, None]  # (P, R)
-    reach = np.where(gap >= 0.0, np.sqrt(r_v[None, :] ** 2 + 2.0 * decel * np.maximum(gap, 0.0)), np.inf)
+    # The minimum is taken over squared speeds and one square root follows: sqrt is monotonic and correctly
+    # rounded, so sqrt(min(x)) = min(sqrt(x)) exactly (and sqrt(v²) = v), for one sqrt per vertex, not per pair.
+    reach2 = np.where(gap >= 0.0, r_v[None, :] ** 2 + 2.0 * decel * np.maximum(gap, 0.0), np.inf)
     # points a little behind the vertex (ego still beside them) keep their own cap
-    reach = np.where((gap < 0.0) & (gap > -3.0) & (np.arange(len(r_s)) >= len(path))[None], r_v[None], reach)
-    return reach.min(1)
+    p = len(path)
+    gap_pts = gap[:, p:]
+    reach2[:, p:] = np.where((gap_pts < 0.0) & (gap_pts > -3.0), r_v[None, p:] ** 2, reach2[:, p:])
+    return np.sqrt(reach2.min(1))
 
 
 @dataclass(frozen=True)
