@@ -192,20 +192,25 @@ def _solve_tridiagonal_lapack(diag: F64, off: float, rhs: F64) -> F64:
 
 
 def _solve_tridiagonal_sweep(diag: F64, off: float, rhs: F64) -> F64:
-    """Thomas algorithm along axis 0, vectorized over the K columns (fast for large K)."""
+    """Thomas algorithm along axis 0, vectorized over the K columns (fast for large K).
+
+    Rows are written in place (``out=``) and ``off`` is a 0-d array: for a few dozen columns numpy's per-call
+    overhead, not the arithmetic, is the cost.
+    """
     m = diag.shape[0]
+    off = np.array(off, np.float64)
     c_prime = np.empty_like(diag)
     r_prime = np.empty_like(diag)
-    c_prime[0] = off / diag[0]
-    r_prime[0] = rhs[0] / diag[0]
+    np.divide(off, diag[0], out=c_prime[0])
+    np.divide(rhs[0], diag[0], out=r_prime[0])
     for k in range(1, m):
         denom = diag[k] - off * c_prime[k - 1]
-        c_prime[k] = off / denom
-        r_prime[k] = (rhs[k] - off * r_prime[k - 1]) / denom
+        np.divide(off, denom, out=c_prime[k])
+        np.divide(rhs[k] - off * r_prime[k - 1], denom, out=r_prime[k])
     kappa = np.empty_like(diag)
     kappa[-1] = r_prime[-1]
     for k in range(m - 2, -1, -1):
-        kappa[k] = r_prime[k] - c_prime[k] * kappa[k + 1]
+        np.subtract(r_prime[k], c_prime[k] * kappa[k + 1], out=kappa[k])
     return kappa
 
 
