@@ -194,17 +194,37 @@ def speed_cap(path: Path, points_s: npt.ArrayLike, points_v: npt.ArrayLike, dece
     kappa = np.abs(np.gradient(path.heading) / np.maximum(ds, 1e-6))
     kappa = np.convolve(kappa, np.ones(5) / 5.0, mode="same")  # curvature of resampled baselines is noisy
     local = np.sqrt(max_lat_accel / np.maximum(kappa, 1e-4))
-    r_s = np.concatenate([path.s, np.asarray(points_s, np.float64)])
-    r_v = np.concatenate([local, np.asarray(points_v, np.float64)])
-    gap = r_s[None, :] - path.s[:, None]  # (P, R)
     # The minimum is taken over squared speeds and one square root follows: sqrt is monotonic and correctly
     # rounded, so sqrt(min(x)) = min(sqrt(x)) exactly (and sqrt(v²) = v), for one sqrt per vertex, not per pair.
+    # Vertices on straight parts (curvature at the 1e-4 floor) all share one cap: of those ahead, the nearest
+    # gives the smallest v² + 2·decel·gap, so it is the only one evaluated (most vertices of most paths).
+    straight = kappa <= 1e-4
+    curved = np.flatnonzero(~straight)
+    best = _reach2_min(path.s, path.s[curved], local[curved], points_s, points_v, decel)
+    if straight.any():
+        s_straight = path.s[straight]
+        ahead = np.searchsorted(s_straight, path.s, side="left")  # the first straight vertex at or after s
+        gap = s_straight[np.minimum(ahead, len(s_straight) - 1)] - path.s
+        v2 = np.square(local[straight][:1]) + 2.0 * decel * np.maximum(gap, 0.0)
+        best = np.minimum(best, np.where(ahead < len(s_straight), v2, np.inf))
+    return np.sqrt(best)
+
+
+def _reach2_min(s: F64, vertex_s: F64, vertex_v: F64, points_s: npt.ArrayLike, points_v: npt.ArrayLike,
+                decel: float) -> F64:
+    """``(P,)`` min over the given vertices (arc ``vertex_s``, cap ``vertex_v``) and caution points ahead of
+    each arc ``s`` of the squared speed that reaches them at ``decel``; inf where there is none."""
+    r_s = np.concatenate([vertex_s, np.asarray(points_s, np.float64)])
+    r_v = np.concatenate([vertex_v, np.asarray(points_v, np.float64)])
+    if len(r_s) == 0:
+        return np.full(len(s), np.inf)
+    gap = r_s[None, :] - s[:, None]  # (P, R)
     reach2 = np.where(gap >= 0.0, r_v[None, :] ** 2 + 2.0 * decel * np.maximum(gap, 0.0), np.inf)
     # points a little behind the vertex (ego still beside them) keep their own cap
-    p = len(path)
-    gap_pts = gap[:, p:]
-    reach2[:, p:] = np.where((gap_pts < 0.0) & (gap_pts > -3.0), r_v[None, p:] ** 2, reach2[:, p:])
-    return np.sqrt(reach2.min(1))
+    n = len(vertex_s)
+    gap_pts = gap[:, n:]
+    reach2[:, n:] = np.where((gap_pts < 0.0) & (gap_pts > -3.0), r_v[None, n:] ** 2, reach2[:, n:])
+    return reach2.min(1)
 
 
 @dataclass(frozen=True)
