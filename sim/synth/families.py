@@ -129,13 +129,15 @@ def _lane_follow(world: World, rng: np.random.Generator, plan: ScenePlan) -> Dir
     return director
 
 
-def _tagged_ahead_in_lane(rec: LogView, what: str, max_ahead_m: float) -> tuple[int, int, str | None]:
-    """``(tag frame, tagged track, problem)``: the tagged agent must be 0..max_ahead_m ahead in the ego lane."""
+def _tagged_ahead_in_lane(rec: LogView, what: str, max_ahead_m: float, lateral_m: float = 1.5
+                          ) -> tuple[int, int, str | None]:
+    """``(tag frame, tagged track, problem)``: the tagged agent must be 0..max_ahead_m ahead in the ego lane
+    (within ``lateral_m`` of ego's axis)."""
     f, j = _tag_frame(rec), _tag_track(rec)
     if j < 0:
         return f, j, f"no {what} tagged"
     loc = _agent_in_ego_frame(rec, j, f, f)[f]
-    if not (0.0 < loc[0] < max_ahead_m and abs(loc[1]) < 1.5):
+    if not (0.0 < loc[0] < max_ahead_m and abs(loc[1]) < lateral_m):
         return f, j, f"{what} not ahead in the ego lane at the tag: {loc[:2].round(1)}"
     return f, j, None
 
@@ -363,7 +365,7 @@ def _hard_braking_lead(world: World, rng: np.random.Generator, plan: ScenePlan) 
 
 
 def _check_blocked(rec: LogView, layers: MapLayers) -> str | None:
-    f, j, problem = _tagged_ahead_in_lane(rec, "blocking vehicle", 110.0)
+    f, j, problem = _tagged_ahead_in_lane(rec, "blocking vehicle", 110.0, lateral_m=BLOCKED_LATERAL_M)
     if problem:
         return problem
     own = _agent_in_ego_frame(rec, j, 0)
@@ -373,9 +375,12 @@ def _check_blocked(rec: LogView, layers: MapLayers) -> str | None:
     return None if passed or waited else "ego neither passed nor waited behind the blocker"
 
 
-#: A blocked lane is tagged when the blockage is this far ahead (m): the scenario starts 3 s earlier, so a
-#: planner that waits behind it stands still for most of the 15 s.
-TAG_AHEAD_M = 55.0
+#: A blocked lane is tagged when the blockage is this far ahead (m) and within BLOCKED_LATERAL_M of ego's axis:
+#: for a stalled car just before ego (which changes lanes from 85 m) moves over, for a construction zone (which
+#: ego passes once it is closer) later, so that a planner that waits behind either stands still for the last
+#: third of the scenario or more.
+TAG_AHEAD_M = {"stopped_vehicle": 90.0, "construction_zone": 55.0}
+BLOCKED_LATERAL_M = 1.6
 
 
 def _blocked_lane_setup(world: World, rng: np.random.Generator, plan: ScenePlan) -> tuple[list[int], int, float]:
@@ -391,22 +396,43 @@ def _blocked_lane_setup(world: World, rng: np.random.Generator, plan: ScenePlan)
     return segs, blocked, s_block
 
 
+def _blocked_lane_traffic(world: World, rng: np.random.Generator, segs: list[int], blocked: int, s_block: float,
+                          zone: float) -> None:
+    """Background traffic with ego's way to the blockage clear (no queue hides it) and the next lane free around
+    it at the start (traffic flowing in later may still close the gap: then ego waits)."""
+    lane = world.town.segments[blocked]
+    free = lane.left if lane.left >= 0 else lane.right
+    populate(world, rng, density=float(rng.uniform(0.6, 1.2)),
+             keep_clear=tuple((x, -1e9, 1e9) for x in segs[:segs.index(blocked)])
+             + ((blocked, -1e9, s_block + zone + 20.0), (free, s_block - 90.0, s_block + zone + 30.0)))
+
+
+def _blocked_lane_director(world: World, segs: list[int], blocked_pose: Callable[[], np.ndarray],
+                           track: int, tag_ahead_m: float) -> Director:
+    """Keeps ego's junction green (a red light would stop it before the blockage) and tags the moving ego when
+    the blockage (``blocked_pose()``) is ``tag_ahead_m`` ahead."""
+    signalised = [i for i in segs if world.town.segments[i].phase >= 0]
+
+    def director(w: World) -> None:
+        ego = w.ego
+        for conn in signalised:
+            d = arc_to_seg(ego, conn)
+            if np.isfinite(d) and d > 0 and d / max(ego.v, 1.0) < 12.0:
+                _ensure_green(w, w.town.segments[conn].node, w.town.segments[conn].phase, w.t + 20.0)
+        if "tag" not in w.events and ego.v > 4.0 and _ahead(w, blocked_pose(), tag_ahead_m, BLOCKED_LATERAL_M):
+            _tag(w, track)
+    return director
+
+
 @_family("stopped_vehicle", "corner_stopped_vehicle_blocking_lane", True, _check_blocked,
          "A stalled vehicle blocks the ego lane; the ego changes lane when the next lane has room, or waits.")
 def _stopped_vehicle(world: World, rng: np.random.Generator, plan: ScenePlan) -> Director:
     segs, blocked, s_block = _blocked_lane_setup(world, rng, plan)
     blocker = world.add_vehicle([blocked], s_block, 0.0, DriverParams(), static=True,
                                 size=np.array([float(rng.uniform(4.5, 6.5)), 2.0, 1.8]))
-    # The next lane starts with room to pass (traffic flowing in later may still close the gap: then it waits).
-    lane = world.town.segments[blocked]
-    free = lane.left if lane.left >= 0 else lane.right
-    populate(world, rng, density=float(rng.uniform(0.6, 1.2)),
-             keep_clear=((blocked, s_block - 60, s_block), (free, s_block - 90, s_block + 40)))
-
-    def director(w: World) -> None:
-        if "tag" not in w.events and _ahead(w, blocker.center_pose(), TAG_AHEAD_M + blocker.length / 2):
-            _tag(w, blocker.track)
-    return director
+    _blocked_lane_traffic(world, rng, segs, blocked, s_block, blocker.length)
+    return _blocked_lane_director(world, segs, blocker.center_pose, blocker.track,
+                                  TAG_AHEAD_M["stopped_vehicle"] + blocker.length / 2)
 
 
 def _check_czone(rec: LogView, layers: MapLayers) -> str | None:
@@ -415,7 +441,7 @@ def _check_czone(rec: LogView, layers: MapLayers) -> str | None:
     if len(cones) == 0:
         return "no cones or barriers"
     loc = to_local(np.nan_to_num(rec.tracks.pose[cones, f]), rec.ego.center()[f])
-    ahead = (loc[:, 0] > 0) & (loc[:, 0] < 110) & (np.abs(loc[:, 1]) < 1.6) & rec.tracks.valid[cones, f]
+    ahead = (loc[:, 0] > 0) & (loc[:, 0] < 110) & (np.abs(loc[:, 1]) < BLOCKED_LATERAL_M) & rec.tracks.valid[cones, f]
     if not ahead.any():
         return "no cone / barrier ahead in the ego lane at the tag"
     near = loc[ahead, 0].min()
@@ -446,13 +472,9 @@ def _construction_zone(world: World, rng: np.random.Generator, plan: ScenePlan) 
     edge = lane.right_edge[k] + 1.0 * (lane.right_edge[k] - lane.xy[k]) / np.linalg.norm(lane.right_edge[k]
                                                                                           - lane.xy[k])
     world.add_static([*edge, lane.heading[k]], [0.3, 0.9, 1.5], Category.CZONE_SIGN)
-    populate(world, rng, density=float(rng.uniform(0.6, 1.2)), keep_clear=((blocked, s_block - 60, s_block + 60),))
-    first_static = world.statics[0].track
-
-    def director(w: World) -> None:
-        if "tag" not in w.events and _ahead(w, world.statics[0].pose, TAG_AHEAD_M):
-            _tag(w, first_static)
-    return director
+    _blocked_lane_traffic(world, rng, segs, blocked, s_block, zone)
+    return _blocked_lane_director(world, segs, lambda: world.statics[0].pose, world.statics[0].track,
+                                  TAG_AHEAD_M["construction_zone"])
 
 
 # ------------------------------------------------------------------------------------------ registry helpers
