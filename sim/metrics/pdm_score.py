@@ -60,7 +60,7 @@ from __future__ import annotations
 import heapq
 import weakref
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import cached_property, lru_cache, partial
 from time import process_time
 
 import numpy as np
@@ -515,7 +515,8 @@ class ScoringWorld:
     - ``red_light`` / ``red_light_near``: rasters of the red-light connectors of the route and of the same
       grown by the ego's half-diagonal (``red_light_geometry`` global, prepared; None if no red light)
     - ``centerline`` shapely LineString (local frame) for progress, densified as ``centerline_xy`` /
-      ``centerline_s`` with a KD-tree for projections; ``route_segments`` on-route segment indices
+      ``centerline_s`` (``centerline_tree``: a KD-tree over them, built on first use); ``route_segments``
+      on-route segment indices
     """
 
     origin: F64
@@ -542,7 +543,6 @@ class ScoringWorld:
     centerline: shapely.LineString
     centerline_xy: F64  # (P, 2) densified (<= 0.5 m) vertices, local frame
     centerline_s: F64  # (P,) arc length at each vertex (m)
-    centerline_tree: cKDTree
     route_segments: I64
     map_api: MapAPI = field(repr=False)
 
@@ -555,6 +555,11 @@ class ScoringWorld:
     def num_objects(self) -> int:
         return len(self.obj_token)
 
+    @cached_property
+    def centerline_tree(self) -> cKDTree:
+        """KD-tree over ``centerline_xy`` (built on first use: a planner's few projections do without)."""
+        return cKDTree(self.centerline_xy)
+
 
 def _densify(xy: F64, step: float) -> F64:
     """Insert vertices so that no polyline edge is longer than ``step`` (the geometry is unchanged)."""
@@ -563,6 +568,20 @@ def _densify(xy: F64, step: float) -> F64:
     frac = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
     i = np.repeat(np.arange(len(seg)), n)
     return np.concatenate([xy[i] + seg[i] * (frac / n[i])[:, None], xy[-1:]])
+
+
+def _nearest_vertex(world: ScoringWorld, pts: F64) -> npt.NDArray[np.intp]:
+    """Index of the nearest ``centerline_xy`` vertex of each point ``(M, 2)``: by brute force for a few points
+    (the same squared distances the KD-tree compares; building the tree costs more than that), else the tree."""
+    line = world.centerline_xy
+    if len(pts) * len(line) <= BRUTE_FORCE_PAIRS:
+        d2 = (pts[:, None, 0] - line[None, :, 0]) ** 2 + (pts[:, None, 1] - line[None, :, 1]) ** 2
+        return d2.argmin(1)
+    return world.centerline_tree.query(pts)[1]
+
+
+#: Up to this many point-vertex pairs :func:`_nearest_vertex` compares all of them.
+BRUTE_FORCE_PAIRS = 100_000
 
 
 def project_on_centerline(world: ScoringWorld, xy: F64) -> F64:
@@ -575,7 +594,7 @@ def project_on_centerline(world: ScoringWorld, xy: F64) -> F64:
     line, arc = world.centerline_xy, world.centerline_s
     if len(line) < 2:
         return np.zeros(len(pts))
-    _, v = world.centerline_tree.query(pts)
+    v = _nearest_vertex(world, pts)
     best_d = np.full(len(pts), np.inf)
     best_s = np.zeros(len(pts))
     for e in (np.clip(v - 1, 0, len(line) - 2), np.clip(v, 0, len(line) - 2)):
@@ -760,7 +779,7 @@ def build_scoring_world(
         obj_valid=obj_valid, obj_corners=obj_corners, drivable=drivable, on_route=on_route, intersection=intersection,
         red_light=red_light, red_light_near=red_light_near, red_light_geometry=red_geom,
         red_light_ids=np.array(red_ids, np.int64), centerline=shapely.LineString(centerline_xy),
-        centerline_xy=dense, centerline_s=dense_s, centerline_tree=cKDTree(dense),
+        centerline_xy=dense, centerline_s=dense_s,
         route_segments=route_segments, map_api=map_api)
 
 
@@ -968,11 +987,16 @@ def _candidate_pairs(ex: F64, ey: F64, ox: F64, oy: F64, valid: B, radius: F64
     pair_n, pair_s = np.nonzero(active)
     if len(pair_n) == 0:
         return empty, empty, empty, np.zeros(0), np.zeros(0)
-    slots, slot_pos = np.unique(pair_s, return_inverse=True)
+    # np.unique(pair_s, return_inverse=True) by a mask over the slots (the same arrays, less overhead)
+    present = np.zeros(num_s, bool)
+    present[pair_s] = True
+    slots = np.flatnonzero(present)
+    slot_pos = (np.cumsum(present) - 1)[pair_s]
     xs = ex[slots]  # (A, K)
     order = np.argsort(xs, axis=1)
-    xs_sorted = np.take_along_axis(xs, order, axis=1)
-    ys_sorted = np.take_along_axis(ey[slots], order, axis=1).ravel()
+    flat_order = order + (np.arange(len(slots)) * num_k)[:, None]  # np.take_along_axis as a flat take
+    xs_sorted = xs.take(flat_order)
+    ys_sorted = ey[slots].take(flat_order).ravel()
     r_max = float(radius.max())
     lo_x = min(float(xs_sorted.min()), float(ox[active].min())) - r_max - 1.0
     span = max(float(xs_sorted.max()), float(ox[active].max())) + r_max + 1.0 - lo_x
