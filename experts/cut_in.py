@@ -4,9 +4,9 @@ A constant-velocity forecast (PDM-Closed's) carries a car that has just started 
 across ego's lane at the small lateral speed it has so far, so the IDM proposals see it as a leader only when it
 is already in front of ego, often braking, with no room left. A driver watching the same car opens a gap as
 soon as it starts to move over. This forecast does that: such an agent keeps its progress along ego's path
-(its own forecast projected onto the path) and is moved onto ego's lane centre at once: the proposals follow it
-from now, as a driver who sees the move starting lets the car in. It only feeds the IDM proposals; the scorer keeps the constant-velocity
-world, so nothing is scored against a guess.
+(its own forecast projected onto the path) and is put on ego's lane centre at once, so the proposals follow it
+from now. It only feeds the IDM proposals; the scorer keeps the constant-velocity world, so nothing is scored
+against a guess.
 """
 
 from __future__ import annotations

@@ -225,3 +225,17 @@ def test_scalar_tail_continues_the_batched_unroll_exactly(max_jerk: float | None
         np.testing.assert_allclose(ts, full_s[i, 41:], rtol=0, atol=1e-9)
         np.testing.assert_allclose(tv, full_v[i, 41:], rtol=0, atol=1e-9)
     assert np.ptp(full_v[:, -1]) > 1.0  # the proposals do differ
+
+
+def test_opens_a_gap_when_a_car_starts_to_cut_in(town: MapAPI) -> None:
+    # a car 12 m ahead in the left lane, as fast as ego, just starting to move over into ego's lane
+    cutter = Tracks(np.array(["c" * 16]), np.full(1, Category.VEHICLE, np.int8), np.array([[4.6, 1.9, 1.6]]),
+                    np.array([[[12.0 + 20.0, LEFT, -0.033]]]), np.array([[[12.0, -0.4]]]), np.ones((1, 1), bool))
+    ego = ego_at(20.0 - PACIFICA.rear_axle_to_center, RIGHT, 12.0)
+    speed_at = {}
+    for anticipate in (False, True):
+        poses, _ = plan(town, ego, cutter, expert=PDMExpert(anticipate_cut_ins=anticipate))
+        speed = np.hypot(*np.diff(poses[:, :2], axis=0).T) / 0.1
+        speed_at[anticipate] = speed[19]  # after 2 s
+    assert speed_at[False] > 12.0  # constant velocity: the car drifts over slowly, nothing to brake for yet
+    assert speed_at[True] < 10.0  # it follows the car from the start of the move

@@ -207,3 +207,37 @@ def test_agents_go_straight_through_a_real_shaped_junction() -> None:
 
 def wrap(a):
     return (a + np.pi) % (2 * np.pi) - np.pi
+
+
+def test_replay_tagged_keeps_the_tagged_vehicle_on_its_logged_path(town_map) -> None:
+    """The tagged vehicle (a cut-in logged as a lateral move) is replayed; untagged vehicles still become IDM
+    agents, and a tagged vehicle appearing later is shown once it appears (IDM agents only come from the start)."""
+    from dataclasses import replace
+
+    steps = 20
+    ego = ego_states(np.tile([0.0, -1.75, 0.0], (steps + 1, 1)))
+    cut = np.column_stack([np.linspace(20.0, 40.0, steps + 1), np.linspace(1.75, -1.75, steps + 1),
+                           np.full(steps + 1, -0.17)])
+    late = np.zeros(steps + 1, bool)
+    late[8:] = True
+    objs = tracks([
+        {"token": "cutter", "pose": cut, "velocity": (10.0, -1.75)},
+        {"token": "other", "pose": (45.0, 1.75, 0.0), "velocity": (5.0, 0.0)},
+        {"token": "runner", "pose": (25.0, 5.0, -1.57), "velocity": (0.0, -8.0), "valid": late},
+    ], steps + 1)
+    sc = replace(scenario(ego, objs), tagged_track_tokens=("cutter", "runner"))
+
+    plain = IDMAgents()
+    plain.reset(sc, town_map)
+    assert sorted(plain.token) == ["cutter", "other"]  # nuPlan: both IDM agents, the late runner never shows
+    obs_plain = _run(plain, sc, steps)
+    assert abs(_by_token(obs_plain[-1], "cutter")[0][1] - 1.75) < 0.3  # keeps its lane: no cut-in
+    assert all("runner" not in o.token for o in obs_plain)
+
+    model = IDMAgents(replay_tagged=True)
+    model.reset(sc, town_map)
+    assert list(model.token) == ["other"]
+    obs = _run(model, sc, steps)
+    np.testing.assert_allclose(_by_token(obs[-1], "cutter")[0], cut[-1])  # the logged cut-in
+    assert ["runner" in o.token for o in obs] == [False] * 8 + [True] * 13
+    assert _by_token(obs[-1], "other")[0][0] > 45.0 + 5.0  # still an IDM agent, moving on its lane

@@ -120,6 +120,12 @@ def test_traffic_lights_route_goal_and_tags(scenario_20s, recording: LogRecordin
     assert abs(wrap_angle(sc.mission_goal[2] - recording.ego.pose[g, 2])) < 1e-12
     assert sc.scenario_type == "following_lane_with_lead"  # MAX of {changing_lane, following_lane_with_lead}
     assert sc.tags == ("changing_lane", "following_lane_with_lead")
+    # the agent named by the tag of the scenario's own type (scenario_tag.agent_track_token), not the other tag's
+    k = [i for i in range(len(recording.tag_frame)) if recording.tag_frame[i] == _frame(recording, 20.0)
+         and recording.tag_type[i] == sc.scenario_type]
+    assert len(k) == 1
+    assert sc.tagged_track_tokens == (str(recording.tracks.token[recording.tag_agent[k[0]]]),)
+    assert sc.tagged_track_tokens[0] in set(sc.tracks.token)
     assert sc.map_location == "us-nv-las-vegas-strip" and sc.log_name == recording.log_name
 
 
