@@ -406,10 +406,11 @@ def _rollout_on_grid(state: BicycleState, ref_pose: F64, ref_velocity: F64, mome
     ``ref_pose`` ``(T+1, K, 3)``, ``ref_velocity`` ``(T, K)`` (the speed ``N·dt`` ahead), ``moments``
     ``(T, 5, K)``: every reference the tracker reads, per step. Same operations, in the same order, as
     :func:`sim.dynamics.lqr.lqr_commands` followed by :func:`sim.dynamics.bicycle.propagate` (so the same
-    numbers), fused into one loop over time on ``(K,)`` rows: the per-call overhead of ~100 small numpy
-    operations per step dominated, so the reference-only parts are computed for all steps at once (heading
-    cosines and sines, the stopping test on the reference speed) and the sums that share a factor are done
-    for three quantities in one operation (``(3, K)`` rows).
+    numbers), fused into one loop over time on ``(K,)`` rows: for a planner's few proposals the per-call
+    overhead of ~100 small numpy operations per step dominated, so the reference-only parts are computed for
+    all steps at once (heading cosines and sines, the stopping test on the reference speed), results are
+    written in place and constants are 0-d arrays. (Stacking the sums that share a factor into ``(3, K)``
+    operations saves a few calls for small K but costs memory traffic for large batches: not done.)
     """
     num_steps, k = ref_velocity.shape
     n = params.tracking_horizon
@@ -432,15 +433,8 @@ def _rollout_on_grid(state: BicycleState, ref_pose: F64, ref_velocity: F64, mome
     cos_ref, sin_ref = np.cos(ref_h), np.sin(ref_h)
     ref_slow = ref_velocity <= stopping
     any_slow = ref_slow.any(axis=1).tolist()
-    # Factors of v, a (linear terms) and v², v·a, a² (quadratic terms) of the three sums per row:
-    # (Σw, heading response b_head, Σwκ) and (Σ_i w_i Σ_{j>i} w_j, lateral response b_lat, Σ_i w_i κ_i Σ_{j>i} w_j).
-    lin_v = np.empty((num_steps, 3, k))
-    lin_a = np.empty((num_steps, 3, k))
-    quad = np.empty((3, num_steps, 3, k))
-    lin_v[:, 0], lin_v[:, 1], lin_v[:, 2] = c[0], c[5], moments[:, 0]
-    lin_a[:, 0], lin_a[:, 1], lin_a[:, 2] = c[1], c[6], moments[:, 1]
-    for p, (ca, cb, mom) in enumerate(((c[2], c[7], 2), (c[3], c[8], 3), (c[4], c[9], 4))):
-        quad[p, :, 0], quad[p, :, 1], quad[p, :, 2] = ca, cb, moments[:, mom]
+    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 = (_scalar(x) for x in c)  # see lqr._horizon_constants
+    mom = np.ascontiguousarray(moments)  # (T, 5, K)
 
     # Time-major outputs; the state is read back from the rows written the step before.
     shape = (num_steps + 1, k)
@@ -457,14 +451,17 @@ def _rollout_on_grid(state: BicycleState, ref_pose: F64, ref_velocity: F64, mome
         lateral_error = dy * cos_ref[t] - dx * sin_ref[t]
         heading_error = _wrap_rows(h - ref_h[t])
         accel = (ref_velocity[t] - v) * gain
-        lin = v * lin_v[t] + accel * lin_a[t]  # (3, K): w_sum, b_head, kappa_w
+        m_a, m_b, m_c, m_d, m_e = mom[t]
         vv, va, aa = v * v, v * accel, accel * accel
-        sq = vv * quad[0, t] + va * quad[1, t] + aa * quad[2, t]  # (3, K): w_tail, b_lat, kappa_tail
-        w_sum, b_head = lin[0], lin[1]
-        w_tail, b_lat = sq[0], sq[1]
+        w_sum = v * c0 + accel * c1
+        w_tail = vv * c2 + va * c3 + aa * c4
+        kappa_w = v * m_a + accel * m_b
+        kappa_tail = vv * m_c + va * m_d + aa * m_e
+        b_head = v * c5 + accel * c6
+        b_lat = vv * c7 + va * c8 + aa * c9
         steer_l = st * inv_l
-        heading_n = heading_error + steer_l * w_sum - lin[2]
-        lateral_n = lateral_error + heading_error * w_sum + steer_l * w_tail - sq[2]
+        heading_n = heading_error + steer_l * w_sum - kappa_w
+        lateral_n = lateral_error + heading_error * w_sum + steer_l * w_tail - kappa_tail
         e_head = _wrap_rows(heading_n)
         numerator = b_lat * lateral_n * q1_0d + b_head * e_head * q2_0d
         denominator = b_lat * b_lat * q1_0d + b_head * b_head * q2_0d + steer_penalty
