@@ -273,6 +273,8 @@ def _write_report(cfg: DictConfig, out: Path, summary, scenarios, animations: li
     meta = {"split": str(cfg.split), "date (UTC)": info.get("start_time"), "git sha": info.get("git_sha") or "?",
             "planners": info.get("planners"), "modes": [{"log_replay": "CLS-NR", "reactive": "CLS-R"}.get(m, m)
                                                         for m in info.get("modes", [])],
+            "CLS-R tagged agents": "log replay (the corner case's hazard stays scripted)" if cfg.replay_tagged
+            else "IDM agents (nuPlan's CLS-R)",
             "scenarios": info.get("num_scenarios"), "scenario runs": info.get("num_runs"),
             "failed runs": info.get("num_failed"), "wall time": f"{info.get('wall_s', 0.0):.1f} s",
             "worker": info.get("worker"), "hardware": hw, "packages": info.get("packages"), "output": str(out)}

@@ -750,7 +750,7 @@ def _dense_merge(world: World, rng: np.random.Generator, plan: ScenePlan) -> Dir
     populate(world, rng, density=float(rng.uniform(0.5, 0.9)), keep_clear=tuple((x, -1e9, 1e9) for x in main))
     v_p = float(rng.uniform(7.5, 10.5))
     gaps = rng.uniform(5.0, 10.0, size=14)
-    state = {"spawned": False, "first": -1}
+    state = {"spawned": False}
 
     def director(w: World) -> None:
         ego = w.ego
@@ -774,8 +774,8 @@ def _dense_merge(world: World, rng: np.random.Generator, plan: ScenePlan) -> Dir
                         veh = w.add_vehicle(lane_path(town, lane), s, v_p, params,
                                             size=np.array([length, 1.9, 1.6]))
                         veh.v_target = v_p
-                        if state["first"] < 0 and li == len(main) - 1:
-                            state["first"] = veh.track
         if state["spawned"] and "tag" not in w.events and w.ego.seg() == conn:
-            _tag(w, state["first"])
+            # No agent named: the hazard is the whole platoon (a single one kept on log replay in CLS-R would
+            # be the one car that ignores the ego merging in front of it).
+            _tag(w)
     return director

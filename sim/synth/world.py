@@ -780,7 +780,10 @@ class World:
             s_on = veh.sc - veh.path.seg_start[k0]
             if not self._gap_ok(veh, nb, s_on):
                 continue
-            length = float(np.clip(3.0 * veh.v + 8.0, 14.0, 45.0))
+            # The ego moves over more gently: nuPlan's LQR tracks a sharp low-speed lane change with a swing
+            # of half a metre past the target lane (off the road when it is the outer lane).
+            length = float(np.clip(3.5 * veh.v + 14.0, 24.0, 50.0) if veh.is_ego else np.clip(3.0 * veh.v + 8.0,
+                                                                                               14.0, 45.0))
             if 0.75 * length > min(gap, self._lead_gap(veh, int(veh.path.segs[k0]))) - 0.5:
                 continue  # not enough room to steer out (blocker or a queued car ahead): slow down / wait
             self.start_lane_change(veh, segs, side, length)
