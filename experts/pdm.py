@@ -16,7 +16,8 @@ One step (10 Hz), after tuplan_garage's PDM-Closed (see ../shared/reference/plan
    (15 m/s without one), plus an emergency-braking proposal;
 6. the first ``proposal_horizon_s`` of every proposal simulated in one batch by the LQR + bicycle controller
    (:func:`sim.dynamics.controller.simulate_trajectories`), scored by :func:`experts.scorer.score`;
-7. the best proposal wins; a lane change must beat the best lane-keeping proposal by ``lane_change_margin``.
+7. the best proposal wins; a lane change must beat the best lane-keeping proposal by ``lane_change_margin``,
+   an off-centre one the best centred one by ``offset_margin`` (near-ties would swing ego from side to side);
    If every proposal has an at-fault collision: within ``emergency_time_s`` the braking proposal is returned
    (PDM-Closed's emergency brake), later the proposal that collides last (constant-velocity forecasts are
    often wrong that far ahead).
@@ -43,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from experts.cut_in import cut_in_forecast
 from experts.proposals import (
     Forecast,
     IDMParams,
@@ -126,6 +128,7 @@ class PDMExpert(Planner):
         fallback_speed: float = FALLBACK_SPEED,
         lane_changes: bool = True,
         lane_change_margin: float = 0.1,
+        offset_margin: float = 0.01,
         lane_change_duration_s: float = 3.0,
         lane_change_bias: float = 0.6,
         pass_lookahead: float = 80.0,
@@ -156,12 +159,14 @@ class PDMExpert(Planner):
         anticipate_braking: bool = True,
         braking_window_s: float = 0.2,
         braking_threshold: float = 2.0,
+        anticipate_cut_ins: bool = True,
     ) -> None:
         self.lateral_offsets = tuple(float(o) for o in lateral_offsets)
         self.speed_fractions = np.asarray(speed_fractions, np.float64)
         self.fallback_speed = float(fallback_speed)
         self.lane_changes = bool(lane_changes)
         self.lane_change_margin = float(lane_change_margin)
+        self.offset_margin = float(offset_margin)
         self.lane_change_duration_s = float(lane_change_duration_s)
         self.lane_change_bias = float(lane_change_bias)
         self.pass_lookahead = float(pass_lookahead)
@@ -188,6 +193,7 @@ class PDMExpert(Planner):
         self.anticipate_braking = bool(anticipate_braking)
         self.braking_window_s = float(braking_window_s)
         self.braking_threshold = float(braking_threshold)
+        self.anticipate_cut_ins = bool(anticipate_cut_ins)
         self.last_scores = None
         #: Set to a dict to collect the scorer's CPU seconds per stage (off by default: reading the clock costs).
         self.timings: dict[str, float] | None = None
@@ -365,6 +371,10 @@ class PDMExpert(Planner):
         ego_box = box_corners(ego.center()[0], PACIFICA.length, PACIFICA.width)
         ignore = boxes_overlap(ego_box[None], fc.corners) if len(tracks) else np.zeros(0, bool)
         paths, kinds, s_ego, lane_targets = self._paths(pose, v0, current_input.traffic_lights, fc, ignore)
+        if self.anticipate_cut_ins and len(tracks):
+            fc_cut = cut_in_forecast(fc, paths[0], float(s_ego[0]))
+            if fc_cut is not fc:  # the paths' projections of the old forecast are stale
+                fc, self._step_projections = fc_cut, {}
 
         # Obstacles per (path, offset) combo, caps per path.
         offsets_per_path = [self.lateral_offsets if k == 0 else (0.0,) for k in kinds]
@@ -452,7 +462,7 @@ class PDMExpert(Planner):
         first, inverse = _unique_rows(key)
         scores_u, coll_u = self._score(head[first], ego, tracks, current_input)
         scores, collision_time = scores_u[inverse], coll_u[inverse]
-        best = self._choose(scores, kind, lane_target)
+        best = self._choose(scores, kind, lane_target, prop_offset)
         emergency = False
         if np.isinf(collision_time).any():
             pass  # some proposal is free of at-fault collisions: the scores decide
@@ -504,11 +514,17 @@ class PDMExpert(Planner):
         # Only clear, hard braking counts (noise and gentle slowing stay constant-velocity, as PDM-Closed).
         return np.where(rate > self.braking_threshold, np.minimum(rate, 10.0), 0.0)
 
-    def _choose(self, scores: F64, kind: I64, target: I64) -> int:
+    def _choose(self, scores: F64, kind: I64, target: I64, offset: F64) -> int:
         """Best lane-keeping proposal unless a lane change beats it by ``lane_change_margin`` (a change that is
-        under way only needs to match it, so the expert does not swing back half-way)."""
+        under way only needs to match it, so the expert does not swing back half-way); among lane-keeping ones,
+        an off-centre proposal must beat the best centred one by ``offset_margin``."""
         keep = kind != 1
         best_keep = int(np.flatnonzero(keep)[np.argmax(scores[keep])])
+        centred = np.flatnonzero(keep & (offset == 0.0))
+        if len(centred) and offset[best_keep] != 0.0:
+            best_centred = int(centred[np.argmax(scores[centred])])
+            if scores[best_keep] <= scores[best_centred] + self.offset_margin:
+                best_keep = best_centred
         lc = np.flatnonzero(kind == 1)
         if len(lc):
             best_lc = int(lc[np.argmax(scores[lc])])

@@ -468,9 +468,15 @@ def _construction_zone(world: World, rng: np.random.Generator, plan: ScenePlan) 
         for side in (-0.9, 0.9):
             q = p + side * nrm
             world.add_static([*q, h], [0.4, 0.4, 0.7], Category.TRAFFIC_CONE)
+    # The sign stands 1 m beyond the right edge of the road (not of the closed lane: that would put it in the
+    # open lane when the closed one is not the outer lane).
     k = int(max(s_block - 30.0, 1.0) / 0.5)
-    edge = lane.right_edge[k] + 1.0 * (lane.right_edge[k] - lane.xy[k]) / np.linalg.norm(lane.right_edge[k]
-                                                                                          - lane.xy[k])
+    outer = lane
+    while outer.right >= 0:
+        outer = world.town.segments[outer.right]
+    j = int(np.argmin(np.hypot(*(outer.xy - lane.xy[k]).T)))
+    out = outer.right_edge[j] - outer.xy[j]
+    edge = outer.right_edge[j] + out / np.linalg.norm(out)
     world.add_static([*edge, lane.heading[k]], [0.3, 0.9, 1.5], Category.CZONE_SIGN)
     _blocked_lane_traffic(world, rng, segs, blocked, s_block, zone)
     return _blocked_lane_director(world, segs, lambda: world.statics[0].pose, world.statics[0].track,
