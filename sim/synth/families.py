@@ -375,11 +375,10 @@ def _check_blocked(rec: LogView, layers: MapLayers) -> str | None:
     return None if passed or waited else "ego neither passed nor waited behind the blocker"
 
 
-#: A blocked lane is tagged when the blockage is this far ahead (m) and within BLOCKED_LATERAL_M of ego's axis:
-#: for a stalled car just before ego (which changes lanes from 85 m) moves over, for a construction zone (which
-#: ego passes once it is closer) later, so that a planner that waits behind either stands still for the last
-#: third of the scenario or more.
-TAG_AHEAD_M = {"stopped_vehicle": 90.0, "construction_zone": 55.0}
+#: A blocked lane is tagged when the blockage is this far ahead (m, from ego's centre; a stalled car's rear) and
+#: within BLOCKED_LATERAL_M of ego's axis, just before the ego moves over (world.EGO_PASS_LOOKAHEAD_M), so that
+#: a planner that waits behind it stands still for half of the scenario.
+TAG_AHEAD_M = {"stopped_vehicle": 60.0, "construction_zone": 55.0}
 BLOCKED_LATERAL_M = 1.6
 
 

@@ -153,6 +153,9 @@ class DriverParams:
     yield_courtesy: float = 0.0
 
 
+#: Gap (m) to a stalled vehicle or a closure in its lane at which the ego starts to look for a way around it.
+EGO_PASS_LOOKAHEAD_M = 50.0
+
 EGO_PARAMS = DriverParams(speed_factor=0.97, a_max=1.4, b_comf=2.0, b_max=3.6, jerk=2.8, headway=1.7, s0=3.0,
                           a_lat=2.0, yaw_rate=0.5, gap_accept=5.0)
 
@@ -764,7 +767,9 @@ class World:
         seg = town.segments[int(veh.path.segs[k0])]
         if seg.is_connector:
             return
-        gap = self._blocker_ahead(veh, int(veh.path.segs[k0]))
+        # The ego decides later than background drivers: a human-like driver moves over once the blockage is
+        # close (the corner-case families tag the scenario just before).
+        gap = self._blocker_ahead(veh, int(veh.path.segs[k0]), reach=EGO_PASS_LOOKAHEAD_M if veh.is_ego else 85.0)
         if gap is None:
             return
         dist = gap
@@ -772,7 +777,7 @@ class World:
         for side, nb in ((1, seg.left), (-1, seg.right)):
             if nb < 0:
                 continue
-            if self._blocker_ahead(veh, nb, extra=dist + 30.0) is not None:
+            if self._blocker_ahead(veh, nb, reach=85.0 + dist + 30.0) is not None:
                 continue
             segs = town.lane_route(nb, rest)
             if segs is None:
@@ -789,20 +794,20 @@ class World:
             self.start_lane_change(veh, segs, side, length)
             return
 
-    def _blocker_ahead(self, veh: Vehicle, seg: int, extra: float = 0.0) -> float | None:
-        """Gap from ``veh``'s front to the first blocking object within 85 m on lane ``seg`` (or None)."""
+    def _blocker_ahead(self, veh: Vehicle, seg: int, reach: float = 85.0) -> float | None:
+        """Gap from ``veh``'s front to the first blocking object within ``reach`` m on lane ``seg`` (or None)."""
         k0 = veh.path.seg_index(veh.sc)
         s_on = veh.sc - veh.path.seg_start[k0]
         half = veh.length / 2
         best = None
         for i, s_st in self._static_by_seg.get(seg, ()):
             d = s_st - s_on - half - self.statics[i].size[0] / 2
-            if -self.statics[i].size[0] - veh.length < d < 85.0 + extra:
+            if -self.statics[i].size[0] - veh.length < d < reach:
                 best = d if best is None else min(best, d)
         for vid, d_j, _ in self._approach.get(seg, ()):
             other = self.vehicles[vid]
             d = -d_j - s_on - half - other.length / 2
-            if other.static and vid != veh.vid and -other.length - veh.length < d < 85.0 + extra:
+            if other.static and vid != veh.vid and -other.length - veh.length < d < reach:
                 best = d if best is None else min(best, d)
         return best
 
