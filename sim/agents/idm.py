@@ -8,6 +8,7 @@ Behaviour (../shared/reference/nuplan.md §4.4):
   placed. Speed = |velocity| (the ego speed when NaN); target speed = the speed limit of the last segment of
   its route (updated every step; 10 m/s until a segment with a limit is reached).
 - Pedestrians and static objects are replayed from the log (open loop). Bicycles disappear, as in nuPlan.
+  With ``replay_tagged`` (not nuPlan) the vehicles the scenario's tag names are replayed too.
 - Each step, for every agent in turn (later agents see earlier agents' new footprints, as nuPlan's sequential
   loop does): extend the route while less than ``20 m + v0·T`` of path is left (successor with the smallest
   curvature; segments with a traffic light in the map only when GREEN, others unless RED); find the
